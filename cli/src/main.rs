@@ -1,0 +1,255 @@
+//! `klozeo`: run the whole product on one machine, and operate a deployment.
+//!
+//! ```text
+//! klozeo serve [--listen ADDR] [--data-dir DIR] [--store embedded|dynamodb]
+//! klozeo account create --email EMAIL [--plan PLAN]
+//! klozeo key create|list|revoke --email EMAIL ...
+//! klozeo dynamodb create-tables
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use klozeo_core::app::{App, local_signing_key};
+use klozeo_core::config::{self, Config, StoreConfig};
+use klozeo_core::edges::http::{API_PREFIX, Routes, service};
+use klozeo_core::ports::UuidIds;
+
+#[derive(Parser)]
+#[command(name = "klozeo", version, about = "Klozeo-compatible lead database")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve every API of the product in one process.
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// DynamoDB operations.
+    #[command(subcommand)]
+    Dynamodb(DynamoCmd),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum StoreKind {
+    /// The embedded store under --data-dir.
+    Embedded,
+    /// DynamoDB (AWS_ENDPOINT_URL selects an emulator).
+    Dynamodb,
+}
+
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Where the embedded store keeps its data.
+    #[arg(long, env = "KLOZEO_DATA_DIR", default_value = ".klozeo")]
+    data_dir: PathBuf,
+    /// Which store to use.
+    #[arg(long, value_enum, env = "KLOZEO_STORE", default_value = "embedded")]
+    store: StoreKind,
+    /// Prefix of the DynamoDB table names.
+    #[arg(long, env = "KLOZEO_TABLE_PREFIX", default_value = "klozeo-local-")]
+    table_prefix: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KLOZEO_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Create an account; its first API key is printed alone on the last line.
+    Create {
+        /// Contact e-mail (unique).
+        #[arg(long)]
+        email: String,
+        /// Plan name (free, pro, enterprise, unlimited, or one from KLOZEO_PLANS_FILE).
+        #[arg(long, default_value = "free")]
+        plan: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Create another API key for an account; printed alone on the last line.
+    Create {
+        /// The account's e-mail.
+        #[arg(long)]
+        email: String,
+        /// Optional label.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List an account's API keys (ids and prefixes; raw keys are never stored).
+    List {
+        /// The account's e-mail.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke one API key.
+    Revoke {
+        /// The account's e-mail.
+        #[arg(long)]
+        email: String,
+        /// The key id (from `klozeo key list`).
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DynamoCmd {
+    /// Create every table and index (idempotent); for emulators and first deployments.
+    CreateTables {
+        /// Prefix of the table names.
+        #[arg(long, env = "KLOZEO_TABLE_PREFIX", default_value = "klozeo-local-")]
+        table_prefix: String,
+    },
+}
+
+/// E-mail of the account created on first start.
+const DEV_EMAIL: &str = "dev@localhost.localdomain";
+
+async fn build_app(s: &StoreArgs) -> Result<App> {
+    let store = match s.store {
+        StoreKind::Embedded => StoreConfig::Embedded {
+            data_dir: s.data_dir.clone(),
+        },
+        StoreKind::Dynamodb => StoreConfig::Dynamo {
+            table_prefix: s.table_prefix.clone(),
+        },
+    };
+    let signing_key = match config::signing_key_from_env() {
+        Some(k) => k,
+        None => local_signing_key(&s.data_dir, &UuidIds)?,
+    };
+    let cfg = Config {
+        store,
+        signing_key,
+        max_body_bytes: config::max_body_from_env()?,
+        plans: config::plans_from_env()?,
+    };
+    Ok(App::build(&cfg).await?)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let app = Arc::new(build_app(&args.store).await?);
+    if app.accounts.find_by_email(DEV_EMAIL).await?.is_none() {
+        let (account, key) = app.accounts.create_account(DEV_EMAIL, "unlimited").await?;
+        println!(
+            "klozeo: created the development account {} (plan {})",
+            account.email, account.plan
+        );
+        println!("klozeo: its API key, shown only this once: {}", key.raw);
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "klozeo: serving http://{addr}{API_PREFIX} (store: {})",
+        match args.store.store {
+            StoreKind::Embedded => format!("embedded, {}", args.store.data_dir.display()),
+            StoreKind::Dynamodb => format!("dynamodb, tables {}*", args.store.table_prefix),
+        }
+    );
+    let svc = service(app, Routes::All);
+    axum::serve(listener, tower::make::Shared::new(svc))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Serve(args) => serve(args).await,
+        Cmd::Account(AccountCmd::Create { email, plan, store }) => {
+            let app = build_app(&store).await?;
+            let (account, key) = app.accounts.create_account(&email, &plan).await?;
+            println!(
+                "account {} ({}, plan {})",
+                account.id, account.email, account.plan
+            );
+            println!("{}", key.raw);
+            Ok(())
+        }
+        Cmd::Key(KeyCmd::Create { email, name, store }) => {
+            let app = build_app(&store).await?;
+            let account = find(&app, &email).await?;
+            let key = app.accounts.create_key(&account.id, name).await?;
+            println!("key {} for {}", key.record.id, account.email);
+            println!("{}", key.raw);
+            Ok(())
+        }
+        Cmd::Key(KeyCmd::List { email, store }) => {
+            let app = build_app(&store).await?;
+            let account = find(&app, &email).await?;
+            for k in app.accounts.list_keys(&account.id).await? {
+                println!(
+                    "{}\t{}…\t{}\t{}",
+                    k.id,
+                    k.prefix,
+                    k.created_at,
+                    k.name.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Cmd::Key(KeyCmd::Revoke { email, id, store }) => {
+            let app = build_app(&store).await?;
+            let account = find(&app, &email).await?;
+            app.accounts.revoke_key(&account.id, &id).await?;
+            println!("revoked key {id}");
+            Ok(())
+        }
+        Cmd::Dynamodb(DynamoCmd::CreateTables { table_prefix }) => {
+            let store = klozeo_core::app::dynamo_store(&table_prefix).await;
+            let created = store.create_tables().await?;
+            for t in &created {
+                println!("created table {t}");
+            }
+            if created.is_empty() {
+                println!("all tables already exist");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn find(app: &App, email: &str) -> Result<klozeo_core::domain::account::Account> {
+    app.accounts
+        .find_by_email(email)
+        .await?
+        .with_context(|| format!("no account with e-mail {email}"))
+}

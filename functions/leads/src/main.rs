@@ -1,0 +1,8 @@
+//! The `leads` Lambda function: the leads REST routes. Wiring only.
+
+use klozeo_core::edges::http::Routes;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    klozeo_core::edges::lambda::run_http(Routes::Leads).await
+}

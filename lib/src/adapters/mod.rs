@@ -1,0 +1,7 @@
+//! Adapters: implementations of the ports.
+//!
+//! `sqlite` is the embedded, crash-safe store for one machine; `dynamodb` is the production store.
+//! AWS SDK types appear only inside `dynamodb` (and the composition root that builds its client).
+
+pub mod dynamodb;
+pub mod sqlite;

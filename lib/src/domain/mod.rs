@@ -1,0 +1,8 @@
+//! Pure domain: types and rules with no I/O, no AWS and no async runtime.
+
+pub mod account;
+pub mod cursor;
+pub mod event;
+pub mod lead;
+pub mod patch;
+pub mod query;

@@ -1,0 +1,122 @@
+//! The HTTP edge: one axum router serves the Lambda functions and `klozeo serve` alike.
+
+pub mod error;
+pub mod extract;
+pub mod leads;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use tower::ServiceExt as _;
+
+use crate::app::App;
+use crate::edges::http::error::error_response;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The composed application.
+    pub app: Arc<App>,
+}
+
+/// Prefix of every API route.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Which route groups a router serves: everything (`klozeo serve`) or one Lambda's concern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// Every route of the product.
+    All,
+    /// The leads routes.
+    Leads,
+}
+
+/// Builds the router for `routes`.
+pub fn router(app: Arc<App>, routes: Routes) -> Router {
+    let state = AppState { app };
+    let mut api = Router::new();
+    if matches!(routes, Routes::All | Routes::Leads) {
+        api = api
+            .route("/leads", get(leads::list).post(leads::create))
+            .route(
+                "/leads/{id}",
+                get(leads::get)
+                    .put(leads::update)
+                    .patch(leads::update)
+                    .delete(leads::delete),
+            );
+    }
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .nest(API_PREFIX, api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("No route for {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed on this route",
+    )
+}
+
+/// Collapses repeated slashes and drops a trailing slash before routing, so a base URL
+/// configured as `.../api/v1/` (which the Rust and Go SDKs turn into `//leads`) still works.
+pub fn normalize_path(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if !(path.contains("//") || (path.len() > 1 && path.ends_with('/'))) {
+        return req;
+    }
+    let mut clean = String::with_capacity(path.len());
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        clean.push('/');
+        clean.push_str(seg);
+    }
+    if clean.is_empty() {
+        clean.push('/');
+    }
+    if let Some(q) = req.uri().query() {
+        clean.push('?');
+        clean.push_str(q);
+    }
+    if let Ok(pq) = clean.parse::<axum::http::uri::PathAndQuery>() {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+/// The router wrapped with path normalization, ready to serve.
+pub fn service(
+    app: Arc<App>,
+    routes: Routes,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    router(app, routes).map_request(normalize_path)
+}

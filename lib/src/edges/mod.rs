@@ -1,0 +1,6 @@
+//! Protocol edges: the HTTP router shared by the Lambda functions and `klozeo serve`, the wire
+//! types shared by REST and MCP, and the Lambda runtime glue.
+
+pub mod http;
+pub mod lambda;
+pub mod wire;

@@ -1,0 +1,260 @@
+//! Request and response bodies exactly as the Klozeo SDKs send and expect them
+//! (wire-contract §3–4). Validation happens once, when these convert into domain types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::lead::{AttributeSpec, LeadChanges, Status, TextField};
+use crate::domain::patch::Patch;
+use crate::error::{Error, Result};
+
+/// One attribute as sent inside a lead body (`id` is accepted and ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AttributeInput {
+    /// Attribute name.
+    pub name: String,
+    /// Attribute type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Attribute value.
+    #[serde(default)]
+    pub value: serde_json::Value,
+}
+
+/// The body of `POST /leads`, `PUT|PATCH /leads/{id}` and a batch item.
+///
+/// Unknown keys and read-only keys (`id`, `score`, timestamps) are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct LeadInput {
+    #[serde(default)]
+    pub name: Patch<String>,
+    #[serde(default)]
+    pub source: Patch<String>,
+    #[serde(default)]
+    pub description: Patch<String>,
+    #[serde(default)]
+    pub address: Patch<String>,
+    #[serde(default)]
+    pub city: Patch<String>,
+    #[serde(default)]
+    pub state: Patch<String>,
+    #[serde(default)]
+    pub country: Patch<String>,
+    #[serde(default)]
+    pub postal_code: Patch<String>,
+    #[serde(default)]
+    pub latitude: Patch<f64>,
+    #[serde(default)]
+    pub longitude: Patch<f64>,
+    #[serde(default)]
+    pub phone: Patch<String>,
+    #[serde(default)]
+    pub email: Patch<String>,
+    #[serde(default)]
+    pub website: Patch<String>,
+    #[serde(default)]
+    pub rating: Patch<f64>,
+    #[serde(default)]
+    pub review_count: Patch<u32>,
+    #[serde(default)]
+    pub category: Patch<String>,
+    #[serde(default)]
+    pub tags: Patch<Vec<String>>,
+    #[serde(default)]
+    pub source_id: Patch<String>,
+    #[serde(default)]
+    pub logo_url: Patch<String>,
+    #[serde(default)]
+    pub status: Patch<String>,
+    #[serde(default)]
+    pub attributes: Patch<Vec<AttributeInput>>,
+}
+
+/// Whether a lead body creates a lead or changes an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputMode {
+    /// `name` and `source` are required; `null` means "not given".
+    Create,
+    /// Every key is optional; `null` clears an optional field.
+    Update,
+}
+
+impl LeadInput {
+    fn text(&self, f: TextField) -> &Patch<String> {
+        match f {
+            TextField::Description => &self.description,
+            TextField::Address => &self.address,
+            TextField::City => &self.city,
+            TextField::State => &self.state,
+            TextField::Country => &self.country,
+            TextField::PostalCode => &self.postal_code,
+            TextField::Phone => &self.phone,
+            TextField::Email => &self.email,
+            TextField::Website => &self.website,
+            TextField::Category => &self.category,
+            TextField::SourceId => &self.source_id,
+            TextField::LogoUrl => &self.logo_url,
+        }
+    }
+
+    /// Validates the body into domain changes.
+    pub fn into_changes(self, mode: InputMode) -> Result<LeadChanges> {
+        let required = |field: &str, p: &Patch<String>| -> Result<Option<String>> {
+            match p {
+                Patch::Value(v) => LeadChanges::required_text(field, v).map(Some),
+                Patch::Missing => Ok(None),
+                Patch::Null if mode == InputMode::Create => Ok(None),
+                Patch::Null => Err(Error::invalid(format!("{field} cannot be null"))),
+            }
+        };
+        let mut c = LeadChanges {
+            name: required("name", &self.name)?,
+            source: required("source", &self.source)?,
+            ..Default::default()
+        };
+        if mode == InputMode::Create {
+            for (field, v) in [("name", &c.name), ("source", &c.source)] {
+                if v.is_none() {
+                    return Err(Error::invalid(format!("{field} is required")));
+                }
+            }
+        }
+        for f in TextField::ALL {
+            match self.text(f) {
+                Patch::Missing => {}
+                Patch::Null => c.text.push((f, None)),
+                Patch::Value(v) => c.text.push((f, LeadChanges::text_value(f, Some(v))?)),
+            }
+        }
+        let num = |field: &str, p: &Patch<f64>, lo: f64, hi: f64| -> Result<Option<Option<f64>>> {
+            match p {
+                Patch::Missing => Ok(None),
+                Patch::Null => Ok(Some(None)),
+                Patch::Value(v) => LeadChanges::number_value(field, Some(*v), lo, hi).map(Some),
+            }
+        };
+        c.latitude = num("latitude", &self.latitude, -90.0, 90.0)?;
+        c.longitude = num("longitude", &self.longitude, -180.0, 180.0)?;
+        c.rating = num("rating", &self.rating, -1e9, 1e9)?;
+        c.review_count = match self.review_count {
+            Patch::Missing => None,
+            Patch::Null => Some(None),
+            Patch::Value(v) => Some(Some(v)),
+        };
+        c.tags = match &self.tags {
+            Patch::Missing => None,
+            Patch::Null => Some(Vec::new()),
+            Patch::Value(v) => Some(LeadChanges::tags_value(v)?),
+        };
+        c.status = match &self.status {
+            Patch::Missing => None,
+            Patch::Null if mode == InputMode::Create => None,
+            Patch::Null => return Err(Error::invalid("status cannot be null")),
+            Patch::Value(s) => Some(Status::parse(s)?),
+        };
+        if let Patch::Value(attrs) = self.attributes {
+            for (i, a) in attrs.into_iter().enumerate() {
+                let spec = AttributeSpec::new(&a.name, &a.ty, a.value)
+                    .map_err(|e| Error::invalid(format!("attributes[{i}]: {e}")))?;
+                c.attributes.retain(|x: &AttributeSpec| x.name != spec.name);
+                c.attributes.push(spec);
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// `POST /leads` answer (wire-contract §3.1, §4.7).
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateResponse {
+    /// The new or merged lead's id.
+    pub id: String,
+    /// `Lead created successfully` or `Duplicate detected, existing lead updated`.
+    pub message: String,
+    /// Unix seconds when the lead was created.
+    pub created_at: i64,
+    /// Present and true on a merge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+    /// Present on a low-confidence (name + city) match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub potential_duplicate_id: Option<String>,
+}
+
+/// `GET /leads` answer (wire-contract §3.5).
+#[derive(Debug, Clone, Serialize)]
+pub struct ListResponse<T> {
+    /// The page.
+    pub leads: Vec<T>,
+    /// Non-empty exactly when `has_more`.
+    pub next_cursor: Option<String>,
+    /// Whether another page exists.
+    pub has_more: bool,
+    /// Number of leads in this page.
+    pub count: usize,
+}
+
+/// Parses a JSON body, naming the offending field on a type error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::invalid("request body is required (a JSON object)"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::invalid(format!("malformed JSON body: {inner}"))
+        } else if path == "." {
+            Error::invalid(format!("invalid JSON body: {inner}"))
+        } else {
+            Error::invalid(format!("{path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| Error::invalid(format!("malformed JSON body: {e}")))?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = parse_json::<LeadInput>(br#"{"name":"a","source":"b","rating":"high"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("rating:"), "{err}");
+        let err = parse_json::<LeadInput>(br#"{"name":"a","#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("malformed JSON"), "{err}");
+        let err = parse_json::<LeadInput>(br#"[1]"#).unwrap_err().to_string();
+        assert!(err.contains("invalid JSON body"), "{err}");
+    }
+
+    #[test]
+    fn read_only_and_unknown_keys_are_ignored() {
+        let input: LeadInput = parse_json(
+            br#"{"name":"a","source":"b","id":"cl_x","score":99,"created_at":"yesterday","zzz":1}"#,
+        )
+        .unwrap();
+        let c = input.into_changes(InputMode::Create).unwrap();
+        assert_eq!(c.name.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn create_requires_name_and_update_rejects_null_name() {
+        let input: LeadInput = parse_json(br#"{"source":"b"}"#).unwrap();
+        assert_eq!(
+            input.into_changes(InputMode::Create).unwrap_err(),
+            Error::invalid("name is required")
+        );
+        let input: LeadInput = parse_json(br#"{"name":null}"#).unwrap();
+        assert!(input.into_changes(InputMode::Update).is_err());
+        let input: LeadInput = parse_json(br#"{"city":null}"#).unwrap();
+        let c = input.into_changes(InputMode::Update).unwrap();
+        assert_eq!(c.text, vec![(TextField::City, None)]);
+    }
+}

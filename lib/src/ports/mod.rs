@@ -1,0 +1,11 @@
+//! Ports: the traits the services need from the outside world.
+//!
+//! Nothing here names a backend; the adapters implement these traits for SQLite and DynamoDB.
+
+mod clock;
+mod store;
+
+pub use clock::{Clock, IdSource, SystemClock, UuidIds};
+pub use store::{
+    Cond, IndexKey, Item, Key, Page, Position, QueryReq, SkCond, Store, StoreError, Table, WriteOp,
+};

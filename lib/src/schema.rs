@@ -1,0 +1,262 @@
+//! The table and key design, written once above the store port.
+//!
+//! Both backends run exactly these keys, so a contract test that passes on one exercises the same
+//! logic on the other. The DynamoDB table definitions (`template.yaml`, `klozeo dynamodb
+//! create-tables`, the LocalStack init hook) are all derived from [`TABLES`]; a test checks that
+//! `template.yaml` agrees.
+//!
+//! Every partition key starts with the tenant's account id, except the few global lookups that
+//! must work before the tenant is known (API key hash, account e-mail).
+
+use crate::domain::lead::Lead;
+use crate::ports::{IndexKey, Key, Table};
+
+/// Name of a secondary index and the attribute names that hold its keys in DynamoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexDef {
+    /// Index name.
+    pub name: &'static str,
+}
+
+impl IndexDef {
+    /// Attribute holding the index partition key.
+    pub fn pk_attr(&self) -> String {
+        format!("{}_pk", self.name)
+    }
+    /// Attribute holding the index sort key.
+    pub fn sk_attr(&self) -> String {
+        format!("{}_sk", self.name)
+    }
+}
+
+/// One table: its logical identity, physical name suffix, indexes and whether items expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableDef {
+    /// Logical table.
+    pub table: Table,
+    /// Physical name = deployment prefix + suffix (e.g. `klozeo-prod-` + `leads`).
+    pub suffix: &'static str,
+    /// Global secondary indexes (projection ALL, string keys).
+    pub indexes: &'static [IndexDef],
+    /// Whether the table has a TTL attribute ([`TTL_ATTR`]).
+    pub ttl: bool,
+    /// Logical id of the table resource in `template.yaml`.
+    pub resource: &'static str,
+}
+
+/// Leads with one status, newest last (sort key = lead id, which is time-ordered).
+pub const IDX_STATUS: IndexDef = IndexDef { name: "by_status" };
+/// Leads with one source (case-folded), by id.
+pub const IDX_SOURCE: IndexDef = IndexDef { name: "by_source" };
+/// Leads in one city (case-folded), by id.
+pub const IDX_CITY: IndexDef = IndexDef { name: "by_city" };
+/// All leads of a tenant by score.
+pub const IDX_SCORE: IndexDef = IndexDef { name: "by_score" };
+/// Leads with a rating, by rating.
+pub const IDX_RATING: IndexDef = IndexDef { name: "by_rating" };
+/// All leads of a tenant by last interaction.
+pub const IDX_LAST_INTERACTION: IndexDef = IndexDef {
+    name: "by_last_interaction",
+};
+
+/// Every table of the product.
+pub const TABLES: [TableDef; 3] = [
+    TableDef {
+        table: Table::Leads,
+        suffix: "leads",
+        indexes: &[
+            IDX_STATUS,
+            IDX_SOURCE,
+            IDX_CITY,
+            IDX_SCORE,
+            IDX_RATING,
+            IDX_LAST_INTERACTION,
+        ],
+        ttl: false,
+        resource: "LeadsTable",
+    },
+    TableDef {
+        table: Table::Accounts,
+        suffix: "accounts",
+        indexes: &[],
+        ttl: true,
+        resource: "AccountsTable",
+    },
+    TableDef {
+        table: Table::Outbox,
+        suffix: "outbox",
+        indexes: &[],
+        ttl: true,
+        resource: "OutboxTable",
+    },
+];
+
+/// Primary key attribute names in DynamoDB.
+pub const PK_ATTR: &str = "pk";
+/// Sort key attribute name in DynamoDB.
+pub const SK_ATTR: &str = "sk";
+/// TTL attribute name in DynamoDB.
+pub const TTL_ATTR: &str = "expires_at";
+
+/// The definition of a logical table.
+pub fn table_def(t: Table) -> &'static TableDef {
+    TABLES
+        .iter()
+        .find(|d| d.table == t)
+        .expect("every Table variant is declared in TABLES")
+}
+
+/// The physical table name for a deployment prefix.
+pub fn physical_name(prefix: &str, t: Table) -> String {
+    format!("{prefix}{}", table_def(t).suffix)
+}
+
+/// Sort-key prefix of lead items within a tenant partition.
+pub const LEAD_PREFIX: &str = "L#";
+
+/// The tenant partition of the leads table.
+pub fn tenant_pk(account_id: &str) -> String {
+    format!("A#{account_id}")
+}
+
+/// Key of a lead.
+pub fn lead_key(account_id: &str, lead_id: &str) -> Key {
+    Key::new(tenant_pk(account_id), format!("{LEAD_PREFIX}{lead_id}"))
+}
+
+/// The lead id inside a lead item's sort key.
+pub fn lead_id_of(sk: &str) -> Option<&str> {
+    sk.strip_prefix(LEAD_PREFIX)
+}
+
+/// Key of an account item.
+pub fn account_key(account_id: &str) -> Key {
+    Key::new(format!("ACCT#{account_id}"), "#")
+}
+
+/// Key of the global e-mail uniqueness marker of an account.
+pub fn account_email_key(email: &str) -> Key {
+    Key::new(format!("EMAIL#{email}"), "#")
+}
+
+/// Key of the item that resolves an API key hash to its account.
+pub fn api_key_key(hash: &str) -> Key {
+    Key::new(format!("KEY#{hash}"), "#")
+}
+
+/// Key of the per-account listing entry of an API key.
+pub fn api_key_listing_key(account_id: &str, key_id: &str) -> Key {
+    Key::new(format!("ACCT#{account_id}"), format!("KEY#{key_id}"))
+}
+
+/// Sort-key prefix of the listing entries in an account partition.
+pub const API_KEY_LISTING_PREFIX: &str = "KEY#";
+
+/// Key of the account's lead counter (the plan limit is a condition on it).
+pub fn lead_counter_key(account_id: &str) -> Key {
+    Key::new(format!("ACCT#{account_id}"), "COUNT#leads")
+}
+
+/// Key of an outbox event.
+pub fn outbox_key(account_id: &str, event_id: &str) -> Key {
+    Key::new(format!("O#{account_id}"), format!("E#{event_id}"))
+}
+
+/// How long a delivered-or-not event stays in the outbox before DynamoDB TTL removes it.
+pub const OUTBOX_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
+/// Encodes a float so that byte-wise string order equals numeric order (16 hex digits).
+pub fn sortable_f64(x: f64) -> String {
+    let bits = x.to_bits();
+    let ordered = if x.is_sign_negative() {
+        !bits
+    } else {
+        bits | (1 << 63)
+    };
+    format!("{ordered:016x}")
+}
+
+/// Encodes a non-negative integer timestamp for byte-wise ordering.
+pub fn sortable_i64(x: i64) -> String {
+    sortable_f64(x as f64)
+}
+
+/// The secondary-index entries of a lead: one per declared index it belongs to.
+pub fn lead_index_keys(account_id: &str, lead: &Lead) -> Vec<IndexKey> {
+    let t = tenant_pk(account_id);
+    let id = &lead.id;
+    let mut keys = vec![
+        IndexKey {
+            index: IDX_STATUS.name,
+            pk: format!("{t}#{}", lead.status.as_str()),
+            sk: id.clone(),
+        },
+        IndexKey {
+            index: IDX_SOURCE.name,
+            pk: format!("{t}#{}", lead.source.to_lowercase()),
+            sk: id.clone(),
+        },
+        IndexKey {
+            index: IDX_SCORE.name,
+            pk: t.clone(),
+            sk: format!("{}#{id}", sortable_f64(lead.score)),
+        },
+        IndexKey {
+            index: IDX_LAST_INTERACTION.name,
+            pk: t.clone(),
+            sk: format!("{}#{id}", sortable_i64(lead.last_interaction_at)),
+        },
+    ];
+    if let Some(city) = &lead.city {
+        keys.push(IndexKey {
+            index: IDX_CITY.name,
+            pk: format!("{t}#{}", city.to_lowercase()),
+            sk: id.clone(),
+        });
+    }
+    if let Some(r) = lead.rating {
+        keys.push(IndexKey {
+            index: IDX_RATING.name,
+            pk: t,
+            sk: format!("{}#{id}", sortable_f64(r)),
+        });
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sortable_f64_orders_like_numbers() {
+        let xs = [-1e9, -2.5, -0.0001, 0.0, 1e-7, 0.5, 4.0, 4.5, 100.0, 1e12];
+        for w in xs.windows(2) {
+            assert!(
+                sortable_f64(w[0]) < sortable_f64(w[1]),
+                "{} < {}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+
+    #[test]
+    fn every_index_key_belongs_to_a_declared_index() {
+        let lead: Lead = serde_json::from_value(serde_json::json!({
+            "id": "cl_1", "name": "n", "source": "s", "city": "Paris", "rating": 4.5,
+            "description": null, "address": null, "state": null, "country": null,
+            "postal_code": null, "latitude": null, "longitude": null, "phone": null,
+            "email": null, "website": null, "review_count": null, "category": null,
+            "source_id": null, "logo_url": null,
+            "created_at": 1, "updated_at": 1, "last_interaction_at": 1
+        }))
+        .unwrap();
+        let keys = lead_index_keys("acct", &lead);
+        let declared = table_def(Table::Leads).indexes;
+        assert_eq!(keys.len(), declared.len());
+        for k in keys {
+            assert!(declared.iter().any(|d| d.name == k.index));
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Use cases. Services speak domain types and the ports; they never see HTTP or AWS.
+
+pub mod accounts;
+pub mod leads;
+
+use std::sync::Arc;
+
+use crate::domain::cursor::CursorKey;
+use crate::domain::event::OutboxEvent;
+use crate::error::{Error, Result};
+use crate::ports::{Clock, IdSource, Item, Store, Table, WriteOp};
+use crate::schema;
+
+/// What every service needs: the ports, built once per process and shared.
+#[derive(Clone)]
+pub struct Deps {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The id source.
+    pub ids: Arc<dyn IdSource>,
+    /// The cursor signing key.
+    pub cursor_key: CursorKey,
+}
+
+impl Deps {
+    /// The outbox write that records `event` for `account_id` in the same transaction as the
+    /// change it describes.
+    pub fn outbox_put(
+        &self,
+        account_id: &str,
+        event: &str,
+        data: serde_json::Value,
+    ) -> Result<WriteOp> {
+        let now_ms = self.clock.now_ms();
+        let id = self.ids.time_ordered(now_ms).to_string();
+        let ev = OutboxEvent {
+            id: id.clone(),
+            account_id: account_id.to_string(),
+            event: event.to_string(),
+            timestamp: now_ms.div_euclid(1000),
+            data,
+        };
+        let mut item = Item::new(schema::outbox_key(account_id, &id), to_body(&ev)?);
+        item.expires_at = Some(ev.timestamp + schema::OUTBOX_RETENTION_SECS);
+        Ok(WriteOp::Put {
+            table: Table::Outbox,
+            item,
+            cond: crate::ports::Cond::NotExists,
+        })
+    }
+}
+
+/// Serializes a stored document.
+pub fn to_body<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(Error::internal)
+}
+
+/// Deserializes a stored document.
+pub fn from_body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| Error::internal(format!("corrupt stored document: {e}")))
+}
