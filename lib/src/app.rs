@@ -63,11 +63,31 @@ impl App {
     }
 }
 
-/// The DynamoDB store with a client built once from the standard AWS configuration chain
-/// (which honours `AWS_ENDPOINT_URL`, so emulators need no special code).
+/// The shared AWS SDK configuration type, re-exported so callers need no AWS crate.
+pub type SdkConfig = aws_config::SdkConfig;
+
+/// The AWS configuration from the standard chain (environment, profile, instance role). It
+/// honours `AWS_ENDPOINT_URL`, so emulators need no special code. Built once per process.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The AWS configuration for an explicit endpoint (tests against an emulator).
+pub async fn sdk_config_for_endpoint(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// A DynamoDB client from a shared configuration.
+pub fn dynamo_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(sdk)
+}
+
+/// The DynamoDB store with a client built once from the standard AWS configuration chain.
 pub async fn dynamo_store(table_prefix: &str) -> DynamoStore {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table_prefix)
+    DynamoStore::new(dynamo_client(&sdk_config().await), table_prefix)
 }
 
 /// Reads the cursor signing key kept in a data directory, creating it on first use.

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README and CI run it:
+#   - formatting and clippy,
+#   - every Rust test (unit, router, store contract, Rust SDK) on the embedded store AND on
+#     DynamoDB through moto's server, which this script installs in .venv and starts itself,
+#   - the official Python SDK suite against `klozeo serve`, on both stores,
+#   - the durability test (kill -9 during a stream of creates),
+#   - template validation (cfn-lint on the SAM template and on its offline translation).
+# It ends with one line: "summary: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV=${KLOZEO_VENV:-$ROOT/.venv}
+LOGDIR=$(mktemp -d)
+PIDS=()
+passed=0
+failed=0
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+}
+trap cleanup EXIT
+
+step() { echo; echo "==> $*"; }
+fail_step() { echo "FAILED: $*"; failed=$((failed + 1)); }
+
+free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() { # url
+  for _ in $(seq 1 150); do
+    if curl -s -o /dev/null "$1"; then return 0; fi
+    sleep 0.2
+  done
+  echo "timed out waiting for $1"; return 1
+}
+
+step "Python tools (.venv)"
+if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV" || exit 1; fi
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt || exit 1
+
+step "DynamoDB emulator (moto)"
+MOTO_PORT=$(free_port)
+"$VENV/bin/python" tests/moto_serial.py "$MOTO_PORT" >"$LOGDIR/moto.log" 2>&1 &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$MOTO_PORT/" || exit 1
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+export KLOZEO_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export KLOZEO_REQUIRE_DYNAMODB=1
+echo "moto on port $MOTO_PORT"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check || fail_step "cargo fmt"
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings || fail_step "cargo clippy"
+
+step "cargo test (embedded + DynamoDB emulator)"
+cargo build --workspace --quiet || { fail_step "cargo build"; echo "summary: $passed passed, $((failed)) failed"; exit 1; }
+cargo test --workspace --no-fail-fast 2>&1 | tee "$LOGDIR/cargo-test.log"
+read -r cp cf < <(grep -E '^test result:' "$LOGDIR/cargo-test.log" |
+  sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
+  awk '{p+=$1; f+=$2} END {print p+0, f+0}')
+passed=$((passed + cp)); failed=$((failed + cf))
+if ! grep -qE '^test result:' "$LOGDIR/cargo-test.log"; then fail_step "cargo test produced no results"; fi
+
+KLOZEO=$ROOT/target/debug/klozeo
+
+run_python_suite() { # label, extra serve args...
+  local label=$1; shift
+  local port data
+  port=$(free_port)
+  data=$(mktemp -d)
+  "$KLOZEO" serve --listen "127.0.0.1:$port" --data-dir "$data" "$@" >"$LOGDIR/serve-$label.log" 2>&1 &
+  local pid=$!
+  PIDS+=($pid)
+  wait_http "http://127.0.0.1:$port/health" || { fail_step "klozeo serve ($label) did not start"; cat "$LOGDIR/serve-$label.log"; return; }
+  local k1 k2
+  k1=$("$KLOZEO" account create --email "py1-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
+  k2=$("$KLOZEO" account create --email "py2-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
+  KLOZEO_BASE_URL="http://127.0.0.1:$port/api/v1" KLOZEO_API_KEY=$k1 KLOZEO_API_KEY_2=$k2 \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk_python \
+    --junitxml="$LOGDIR/pytest-$label.xml" 2>&1 | tail -n 25
+  count_junit "$LOGDIR/pytest-$label.xml" "Python SDK ($label)"
+  kill "$pid" 2>/dev/null
+}
+
+count_junit() { # file label
+  if [ ! -f "$1" ]; then fail_step "$2: no results"; return; fi
+  read -r t f e s < <("$VENV/bin/python" - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+suites = [r] if r.tag == "testsuite" else list(r)
+t = sum(int(x.get("tests", 0)) for x in suites)
+f = sum(int(x.get("failures", 0)) for x in suites)
+e = sum(int(x.get("errors", 0)) for x in suites)
+s = sum(int(x.get("skipped", 0)) for x in suites)
+print(t, f, e, s)
+PY
+)
+  passed=$((passed + t - f - e - s)); failed=$((failed + f + e))
+  if [ "$t" -eq 0 ]; then fail_step "$2 ran no test"; fi
+  echo "$2: $((t - f - e - s)) passed, $((f + e)) failed"
+}
+
+step "Official Python SDK against klozeo serve (embedded store)"
+run_python_suite embedded --store embedded
+
+step "Official Python SDK against klozeo serve (DynamoDB emulator)"
+export AWS_ENDPOINT_URL=$KLOZEO_TEST_DYNAMODB_ENDPOINT
+PREFIX="py$(date +%s)-"
+"$KLOZEO" dynamodb create-tables --table-prefix "$PREFIX" >/dev/null || fail_step "create-tables"
+KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 run_python_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
+unset AWS_ENDPOINT_URL
+
+step "Durability: kill -9 during a stream of creates"
+KLOZEO_BIN=$KLOZEO "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/durability \
+  --junitxml="$LOGDIR/pytest-durability.xml" 2>&1 | tail -n 15
+count_junit "$LOGDIR/pytest-durability.xml" "Durability"
+
+if [ -x tests/validate_template.sh ] || [ -f tests/validate_template.sh ]; then
+  step "SAM template validation"
+  if KLOZEO_VENV=$VENV bash tests/validate_template.sh; then
+    passed=$((passed + 1)); echo "template validation: 1 passed, 0 failed"
+  else
+    fail_step "template validation"
+  fi
+fi
+
+echo
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
