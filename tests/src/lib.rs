@@ -13,7 +13,7 @@ use klozeo_core::app::App;
 use klozeo_core::config::{Config, DEFAULT_MAX_BODY_BYTES, StoreConfig};
 use klozeo_core::domain::account::Plans;
 use klozeo_core::edges::http::{Routes, service};
-use klozeo_core::ports::Store;
+use klozeo_core::ports::{Clock, Store, SystemClock, UuidIds};
 
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +91,24 @@ pub fn test_config() -> Config {
     }
 }
 
+/// A clock the test moves by hand (starts at the real time).
+#[derive(Debug)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// Moves the clock forward.
+    pub fn advance_secs(&self, secs: i64) {
+        self.0
+            .fetch_add(secs * 1000, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// A running server on a loopback port.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT/api/v1`
@@ -101,6 +119,8 @@ pub struct TestServer {
     pub app: Arc<App>,
     /// Which store it runs on.
     pub backend: Backend,
+    /// The server's clock.
+    pub clock: Arc<ManualClock>,
     _dir: Option<tempfile::TempDir>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -109,7 +129,13 @@ impl TestServer {
     /// Starts the full router (every route) over a fresh store.
     pub async fn start(backend: Backend) -> TestServer {
         let (store, dir) = fresh_store(backend).await;
-        let app = Arc::new(App::with_store(store, &test_config()).expect("compose app"));
+        let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
+            SystemClock.now_ms(),
+        )));
+        let app = Arc::new(
+            App::with_parts(store, clock.clone(), Arc::new(UuidIds), &test_config())
+                .expect("compose app"),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -129,6 +155,7 @@ impl TestServer {
             origin: format!("http://{addr}"),
             app,
             backend,
+            clock,
             _dir: dir,
             _shutdown: tx,
         }

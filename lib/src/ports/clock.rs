@@ -42,8 +42,14 @@ pub struct UuidIds;
 
 impl IdSource for UuidIds {
     fn time_ordered(&self, at_ms: i64) -> Uuid {
+        // One shared context keeps ids minted in the same millisecond in creation order.
+        static CONTEXT: std::sync::Mutex<Option<uuid::ContextV7>> = std::sync::Mutex::new(None);
         let ms = at_ms.max(0) as u64;
-        let ts = Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
+        let mut guard = CONTEXT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ctx = guard.get_or_insert_with(uuid::ContextV7::new);
+        let ts = Timestamp::from_unix(&*ctx, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
         Uuid::new_v7(ts)
     }
 
