@@ -3,6 +3,7 @@
 pub mod account;
 pub mod cursor;
 pub mod event;
+pub mod filter;
 pub mod lead;
 pub mod patch;
 pub mod query;

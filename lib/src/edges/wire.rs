@@ -194,10 +194,15 @@ pub struct ListResponse<T> {
     pub count: usize,
 }
 
-/// Parses a JSON body, naming the offending field on a type error.
+/// Parses a JSON object body, naming the offending field on a type error.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid("request body is required (a JSON object)"));
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(Error::invalid("request body is required (a JSON object)")),
+        Some(b'{') => {}
+        Some(_) if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() => {
+            return Err(Error::invalid("invalid JSON body: expected a JSON object"));
+        }
+        Some(_) => {}
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {

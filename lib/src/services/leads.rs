@@ -4,7 +4,9 @@ use crate::domain::account::Tenant;
 use crate::domain::cursor::scope_of;
 use crate::domain::event::names;
 use crate::domain::lead::{Lead, LeadChanges};
-use crate::domain::query::{Sort, SortField, SortValue, compare};
+use crate::domain::filter::FilterSet;
+use crate::domain::query::{Sort, SortOrder, SortValue, compare};
+use crate::services::plan::{self, Access, Plan, Strategy};
 use crate::error::{Error, Result};
 use crate::ports::{Cond, Item, Key, Position, QueryReq, SkCond, StoreError, Table, WriteOp};
 use crate::schema;
@@ -14,8 +16,11 @@ use crate::services::{Deps, from_body, to_body};
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page size; larger requests are clamped.
 pub const MAX_LIMIT: u32 = 1000;
-/// Most items one list request may read from the store before it answers with a cursor.
-pub const READ_BUDGET: u32 = 5000;
+/// Most items one key-ordered list request reads before it answers with an honest cursor.
+pub const READ_BUDGET: u32 = 2000;
+/// Most candidate leads an in-memory sort may read; larger candidate sets get a 400 that says
+/// how to narrow the request.
+pub const CANDIDATE_BUDGET: u32 = 10_000;
 /// How often an update retries after losing an optimistic-concurrency race.
 const UPDATE_ATTEMPTS: usize = 5;
 
@@ -41,6 +46,8 @@ pub struct ListRequest {
     pub cursor: Option<String>,
     /// Sort.
     pub sort: Sort,
+    /// Filters.
+    pub filters: FilterSet,
 }
 
 /// One page of leads.
@@ -189,94 +196,164 @@ impl LeadService {
         Err(Error::lead_not_found())
     }
 
-    /// Lists the tenant's leads in the requested order, one page at a time.
+    /// Lists the tenant's leads matching the filters in the requested order, one page at a
+    /// time. Every request does bounded work: see [`READ_BUDGET`] and [`CANDIDATE_BUDGET`].
     pub async fn list(&self, t: &Tenant, req: &ListRequest) -> Result<ListPage> {
         let limit = req.limit.clamp(1, MAX_LIMIT);
-        let scope = scope_of(&[
-            &req.sort.field.canonical(),
-            match req.sort.order {
-                crate::domain::query::SortOrder::Asc => "asc",
-                crate::domain::query::SortOrder::Desc => "desc",
-            },
-        ]);
+        let order = match req.sort.order {
+            SortOrder::Asc => "asc",
+            SortOrder::Desc => "desc",
+        };
+        let field = req.sort.field.canonical();
+        let mut parts: Vec<&str> = vec![&field, order];
+        parts.extend(req.filters.raw.iter().map(String::as_str));
+        let scope = scope_of(&parts);
         let position = match &req.cursor {
             Some(c) if !c.is_empty() => Some(self.deps.cursor_key.decode(c, &scope)?),
             _ => None,
         };
-        match req.sort.field {
-            SortField::CreatedAt => {
-                self.list_by_key(t, limit, &req.sort, &scope, position)
+        let plan = plan::plan(&t.account_id, &req.filters, &req.sort);
+        match plan.strategy {
+            Strategy::KeyOrdered => {
+                self.list_key_ordered(t, limit, &plan, &req.filters, &scope, position)
                     .await
             }
-            _ => {
-                self.list_in_memory(t, limit, &req.sort, &scope, position)
+            Strategy::Candidates => {
+                self.list_candidates(t, limit, &plan, req, &scope, position)
                     .await
             }
         }
     }
 
-    /// Walks the tenant partition in key order; lead ids are time-ordered, so key order is
-    /// `created_at` order with ties broken by id. Reads at most `limit + 1` items.
-    async fn list_by_key(
+    fn query_for(&self, t: &Tenant, plan: &Plan, start_after: Option<Position>, limit: u32) -> QueryReq {
+        let (index, pk, sk) = match &plan.access {
+            Access::Base => (
+                None,
+                schema::tenant_pk(&t.account_id),
+                SkCond::BeginsWith(schema::LEAD_PREFIX.into()),
+            ),
+            Access::Index { index, pk, sk } => (Some(*index), pk.clone(), sk.clone()),
+        };
+        QueryReq {
+            table: Table::Leads,
+            index,
+            pk,
+            sk,
+            start_after,
+            descending: plan.descending,
+            limit,
+        }
+    }
+
+    /// The exact resume position of a lead on the plan's access path.
+    fn position_of(&self, t: &Tenant, plan: &Plan, lead: &Lead) -> Vec<String> {
+        let key = schema::lead_key(&t.account_id, &lead.id);
+        match &plan.access {
+            Access::Base => vec![key.sk],
+            Access::Index { index, pk, .. } => {
+                let isk = schema::lead_index_keys(&t.account_id, lead)
+                    .into_iter()
+                    .find(|k| k.index == *index)
+                    .map(|k| k.sk)
+                    .unwrap_or_default();
+                vec![key.sk, pk.clone(), isk]
+            }
+        }
+    }
+
+    fn position_from(&self, t: &Tenant, p: &[String]) -> Result<Position> {
+        let bad = || Error::invalid("cursor: not a cursor for this listing");
+        let pk = schema::tenant_pk(&t.account_id);
+        match p {
+            [sk] if sk.starts_with(schema::LEAD_PREFIX) => Ok(Position {
+                key: Key::new(pk, sk.clone()),
+                index: None,
+            }),
+            [sk, ipk, isk] if sk.starts_with(schema::LEAD_PREFIX) => Ok(Position {
+                key: Key::new(pk, sk.clone()),
+                index: Some((ipk.clone(), isk.clone())),
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    async fn list_key_ordered(
         &self,
         t: &Tenant,
         limit: u32,
-        sort: &Sort,
+        plan: &Plan,
+        filters: &FilterSet,
         scope: &str,
         position: Option<Vec<String>>,
     ) -> Result<ListPage> {
-        let pk = schema::tenant_pk(&t.account_id);
-        let start_after = match position.as_deref() {
-            None => None,
-            Some([sk]) if sk.starts_with(schema::LEAD_PREFIX) => Some(Position {
-                key: Key::new(pk.clone(), sk.clone()),
-                index: None,
-            }),
-            Some(_) => return Err(Error::invalid("cursor: not a cursor for this listing")),
+        let mut start = position.map(|p| self.position_from(t, &p)).transpose()?;
+        let want = limit as usize + 1;
+        let mut leads: Vec<Lead> = Vec::with_capacity(want);
+        let mut budget = READ_BUDGET;
+        let exhausted = loop {
+            // Without filters every read item is a match, so read exactly what the page needs.
+            let chunk = if filters.is_empty() {
+                (want - leads.len()) as u32
+            } else {
+                ((want - leads.len()) as u32 * 2).max(100)
+            }
+            .min(budget);
+            let page = self
+                .deps
+                .store
+                .query(&self.query_for(t, plan, start.clone(), chunk))
+                .await?;
+            budget -= chunk;
+            for item in page.items {
+                let lead: Lead = from_body(&item.body)?;
+                if filters.matches(&lead) {
+                    leads.push(lead);
+                    if leads.len() == want {
+                        break;
+                    }
+                }
+            }
+            if leads.len() == want {
+                break false;
+            }
+            match page.last {
+                None => break true,
+                Some(p) if budget == 0 => {
+                    start = Some(p);
+                    break false;
+                }
+                Some(p) => start = Some(p),
+            }
         };
-        let page = self
-            .deps
-            .store
-            .query(&QueryReq {
-                table: Table::Leads,
-                index: None,
-                pk,
-                sk: SkCond::BeginsWith(schema::LEAD_PREFIX.into()),
-                start_after,
-                descending: sort.order == crate::domain::query::SortOrder::Desc,
-                limit: limit + 1,
-            })
-            .await?;
-        let mut leads = Vec::with_capacity(page.items.len());
-        let mut keys = Vec::with_capacity(page.items.len());
-        for item in page.items {
-            leads.push(from_body::<Lead>(&item.body)?);
-            keys.push(item.key.sk);
-        }
-        let next_cursor = if leads.len() > limit as usize {
+        let next_cursor = if leads.len() == want {
             leads.truncate(limit as usize);
-            Some(
-                self.deps
-                    .cursor_key
-                    .encode(scope, &[keys[limit as usize - 1].clone()]),
-            )
+            let last = &leads[limit as usize - 1];
+            Some(self.deps.cursor_key.encode(scope, &self.position_of(t, plan, last)))
+        } else if !exhausted {
+            // The read budget ran out before the page filled: resume after the last item read.
+            let pos = start.expect("a budget stop always has a position");
+            let mut p = vec![pos.key.sk];
+            if let Some((ipk, isk)) = pos.index {
+                p.push(ipk);
+                p.push(isk);
+            }
+            Some(self.deps.cursor_key.encode(scope, &p))
         } else {
             None
         };
         Ok(ListPage { leads, next_cursor })
     }
 
-    /// Sorts on a field without a key order: reads the tenant's leads (bounded by
-    /// [`READ_BUDGET`]) and orders them in memory. Tenants larger than the budget get a clear
-    /// 400 instead of an unbounded request.
-    async fn list_in_memory(
+    async fn list_candidates(
         &self,
         t: &Tenant,
         limit: u32,
-        sort: &Sort,
+        plan: &Plan,
+        req: &ListRequest,
         scope: &str,
         position: Option<Vec<String>>,
     ) -> Result<ListPage> {
+        let sort = &req.sort;
         let after = match position.as_deref() {
             None => None,
             Some([v, id]) => Some((
@@ -285,17 +362,46 @@ impl LeadService {
             )),
             Some(_) => return Err(Error::invalid("cursor: not a cursor for this listing")),
         };
-        let all = self.read_all(t).await?;
-        let mut rows: Vec<(SortValue, Lead)> = all
-            .into_iter()
-            .map(|l| (sort.field.value(&l), l))
-            .filter(|(v, l)| match &after {
-                None => true,
-                Some((av, aid)) => {
-                    compare((v, &l.id), (av, aid), sort.order) == std::cmp::Ordering::Greater
+        let mut rows: Vec<(SortValue, Lead)> = Vec::new();
+        let mut start = None;
+        let mut read = 0u32;
+        loop {
+            let page = self
+                .deps
+                .store
+                .query(&self.query_for(t, plan, start, 1000))
+                .await?;
+            read += page.items.len() as u32;
+            if read > CANDIDATE_BUDGET {
+                return Err(Error::invalid(format!(
+                    "sort_by: sorting by {} is limited to {CANDIDATE_BUDGET} candidate leads; \
+                     narrow the request with an equality filter on status, source or city, a \
+                     rating or score range, or sort by created_at, score or last_interaction_at",
+                    sort.field.canonical()
+                )));
+            }
+            for item in page.items {
+                let lead: Lead = from_body(&item.body)?;
+                if !req.filters.matches(&lead) {
+                    continue;
                 }
-            })
-            .collect();
+                let v = sort.field.value(&lead);
+                let keep = match &after {
+                    None => true,
+                    Some((av, aid)) => {
+                        compare((&v, &lead.id), (av, aid), sort.order)
+                            == std::cmp::Ordering::Greater
+                    }
+                };
+                if keep {
+                    rows.push((v, lead));
+                }
+            }
+            match page.last {
+                Some(p) => start = Some(p),
+                None => break,
+            }
+        }
         let take = (limit as usize + 1).min(rows.len());
         if take < rows.len() {
             rows.select_nth_unstable_by(take, |a, b| {
@@ -307,11 +413,7 @@ impl LeadService {
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             let (v, l) = &rows[limit as usize - 1];
-            Some(
-                self.deps
-                    .cursor_key
-                    .encode(scope, &[v.encode(), l.id.clone()]),
-            )
+            Some(self.deps.cursor_key.encode(scope, &[v.encode(), l.id.clone()]))
         } else {
             None
         };
@@ -319,39 +421,6 @@ impl LeadService {
             leads: rows.into_iter().map(|(_, l)| l).collect(),
             next_cursor,
         })
-    }
-
-    async fn read_all(&self, t: &Tenant) -> Result<Vec<Lead>> {
-        let pk = schema::tenant_pk(&t.account_id);
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .deps
-                .store
-                .query(&QueryReq {
-                    table: Table::Leads,
-                    index: None,
-                    pk: pk.clone(),
-                    sk: SkCond::BeginsWith(schema::LEAD_PREFIX.into()),
-                    start_after: start,
-                    descending: false,
-                    limit: 1000,
-                })
-                .await?;
-            for item in &page.items {
-                out.push(from_body::<Lead>(&item.body)?);
-            }
-            if out.len() > READ_BUDGET as usize {
-                return Err(Error::invalid(format!(
-                    "sort_by: sorting on this field is limited to accounts with at most {READ_BUDGET} leads; sort by created_at instead"
-                )));
-            }
-            match page.last {
-                Some(p) => start = Some(p),
-                None => return Ok(out),
-            }
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod leads;
+pub mod plan;
 
 use std::sync::Arc;
 

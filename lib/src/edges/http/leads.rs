@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::filter::FilterSet;
 use crate::domain::query::{Sort, SortField, SortOrder};
 use crate::edges::http::AppState;
 use crate::edges::http::extract::{Auth, RawBody, query_pairs};
@@ -67,6 +68,7 @@ pub fn list_request(uri: &Uri) -> Result<ListRequest> {
         ..Default::default()
     };
     let mut sort = Sort::default();
+    let mut filters: Vec<String> = Vec::new();
     for (k, v) in query_pairs(uri.query()) {
         match k.as_str() {
             "limit" => {
@@ -82,15 +84,12 @@ pub fn list_request(uri: &Uri) -> Result<ListRequest> {
             "cursor" => req.cursor = Some(v),
             "sort_by" => sort.field = SortField::parse(&v)?,
             "sort_order" => sort.order = SortOrder::parse(&v)?,
-            "filter" => {
-                return Err(Error::invalid(
-                    "filter: filtering is not available in this version",
-                ));
-            }
+            "filter" => filters.push(v),
             _ => {}
         }
     }
     req.sort = sort;
+    req.filters = FilterSet::parse(&filters)?;
     Ok(req)
 }
 
