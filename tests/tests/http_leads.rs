@@ -586,8 +586,6 @@ async fn every_change_records_its_event_in_the_outbox() {
         .await;
         api.send(Method::DELETE, &format!("/leads/{id}"), None)
             .await;
-        let (_, key_owner) = (0, ());
-        let _ = key_owner;
         let tenant = s.app.accounts.authenticate(&api.key).await.unwrap();
         let page = s
             .app

@@ -3,6 +3,6 @@
 use klozeo_core::edges::http::Routes;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), klozeo_core::edges::lambda::LambdaError> {
     klozeo_core::edges::lambda::run_http(Routes::Leads).await
 }

@@ -258,9 +258,26 @@ fn arr_op(op: &str) -> Option<ArrOp> {
 }
 
 const KNOWN_OPS: &[&str] = &[
-    "eq", "neq", "contains", "not_contains", "starts_with", "ends_with", "in", "is_empty",
-    "is_not_empty", "not_empty", "gt", "gte", "lt", "lte", "array_contains",
-    "array_not_contains", "array_empty", "array_not_empty", "within_radius", "is_set",
+    "eq",
+    "neq",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "in",
+    "is_empty",
+    "is_not_empty",
+    "not_empty",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "array_contains",
+    "array_not_contains",
+    "array_empty",
+    "array_not_empty",
+    "within_radius",
+    "is_set",
     "is_not_set",
 ];
 
@@ -293,14 +310,22 @@ impl Filter {
         if !KNOWN_OPS.contains(&op) {
             return Err(bad(format!("unknown operator '{op}'")));
         }
-        let misfit = |kind: &str| bad(format!("operator '{op}' does not apply to {kind} field '{field}'"));
+        let misfit = |kind: &str| {
+            bad(format!(
+                "operator '{op}' does not apply to {kind} field '{field}'"
+            ))
+        };
         let text = |f: TextRef| -> Result<Pred> {
             let top = text_op(op).ok_or_else(|| misfit("text"))?;
             Ok(Pred::Text {
                 field: f,
                 op: top,
                 needle: value.to_lowercase(),
-                list: if top == TextOp::In { in_list(value) } else { Vec::new() },
+                list: if top == TextOp::In {
+                    in_list(value)
+                } else {
+                    Vec::new()
+                },
             })
         };
         let num = |f: NumRef| -> Result<Pred> {
@@ -338,7 +363,10 @@ impl Filter {
                     let lat = parse_num(lat, "latitude").map_err(|e| bad(e.to_string()))?;
                     let lng = parse_num(lng, "longitude").map_err(|e| bad(e.to_string()))?;
                     let km = parse_num(km, "radius").map_err(|e| bad(e.to_string()))?;
-                    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lng) || km < 0.0 {
+                    if !(-90.0..=90.0).contains(&lat)
+                        || !(-180.0..=180.0).contains(&lng)
+                        || km < 0.0
+                    {
                         return Err(bad("within_radius needs a valid latitude, longitude and a non-negative radius".into()));
                     }
                     Pred::WithinRadius { lat, lng, km }
@@ -398,7 +426,9 @@ impl Filter {
                 Some(v) => op.test(v, *x),
                 None => *op == NumOp::Neq,
             },
-            Pred::Tags { op, needle } => arr_test(lead.tags.iter().map(String::as_str), *op, needle),
+            Pred::Tags { op, needle } => {
+                arr_test(lead.tags.iter().map(String::as_str), *op, needle)
+            }
             Pred::LocationSet(want) => {
                 (lead.latitude.is_some() && lead.longitude.is_some()) == *want
             }
@@ -463,7 +493,9 @@ fn text_test(v: Option<&str>, op: TextOp, needle: &str, list: &[String]) -> bool
         (_, None) => false,
         (TextOp::Eq, Some(s)) => eq_ci(s, needle),
         (TextOp::Neq, Some(s)) => !eq_ci(s, needle),
-        (TextOp::Contains | TextOp::StartsWith | TextOp::EndsWith, Some(s)) => find_ci(s, needle, op),
+        (TextOp::Contains | TextOp::StartsWith | TextOp::EndsWith, Some(s)) => {
+            find_ci(s, needle, op)
+        }
         (TextOp::NotContains, Some(s)) => !find_ci(s, needle, TextOp::Contains),
         (TextOp::In, Some(s)) => list.iter().any(|n| eq_ci(s, n)),
     }
@@ -478,9 +510,20 @@ fn arr_test<'a>(mut items: impl Iterator<Item = &'a str> + Clone, op: ArrOp, nee
     }
 }
 
-fn attr_test(lead: &Lead, name: &str, op: AttrOp, needle: &str, num: Option<f64>, list: &[String]) -> bool {
+fn attr_test(
+    lead: &Lead,
+    name: &str,
+    op: AttrOp,
+    needle: &str,
+    num: Option<f64>,
+    list: &[String],
+) -> bool {
     use serde_json::Value as V;
-    let value = lead.attributes.iter().find(|a| a.name == name).map(|a| &a.value);
+    let value = lead
+        .attributes
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| &a.value);
     let value = value.filter(|v| !v.is_null());
     let Some(value) = value else {
         // A lead without the attribute behaves as a missing field.
@@ -497,7 +540,9 @@ fn attr_test(lead: &Lead, name: &str, op: AttrOp, needle: &str, num: Option<f64>
                 AttrOp::Num(o) => num.is_some_and(|y| o.test(x, y)),
                 AttrOp::Text(TextOp::Eq) => num.is_some_and(|y| x == y),
                 AttrOp::Text(TextOp::Neq) => num.is_none_or(|y| x != y),
-                AttrOp::Text(TextOp::In) => list.iter().any(|s| s.parse::<f64>().is_ok_and(|y| x == y)),
+                AttrOp::Text(TextOp::In) => {
+                    list.iter().any(|s| s.parse::<f64>().is_ok_and(|y| x == y))
+                }
                 AttrOp::Text(TextOp::IsEmpty) => false,
                 AttrOp::Text(TextOp::IsNotEmpty) => true,
                 AttrOp::Text(t) => text_test(Some(&n.to_string()), t, needle, list),
@@ -533,8 +578,12 @@ fn attr_test(lead: &Lead, name: &str, op: AttrOp, needle: &str, num: Option<f64>
             let strs = items.iter().filter_map(V::as_str);
             match op {
                 AttrOp::Arr(a) => arr_test(strs, a, needle),
-                AttrOp::Text(TextOp::Eq | TextOp::Contains) => arr_test(strs, ArrOp::Contains, needle),
-                AttrOp::Text(TextOp::Neq | TextOp::NotContains) => arr_test(strs, ArrOp::NotContains, needle),
+                AttrOp::Text(TextOp::Eq | TextOp::Contains) => {
+                    arr_test(strs, ArrOp::Contains, needle)
+                }
+                AttrOp::Text(TextOp::Neq | TextOp::NotContains) => {
+                    arr_test(strs, ArrOp::NotContains, needle)
+                }
                 AttrOp::Text(TextOp::IsEmpty) => items.is_empty(),
                 AttrOp::Text(TextOp::IsNotEmpty) => !items.is_empty(),
                 AttrOp::Text(TextOp::In) => strs.clone().any(|t| list.iter().any(|n| eq_ci(t, n))),
@@ -563,7 +612,9 @@ impl FilterSet {
     /// Parses every `filter` value.
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<FilterSet> {
         if raw.len() > MAX_FILTERS {
-            return Err(Error::invalid(format!("filter: at most {MAX_FILTERS} filters per request")));
+            return Err(Error::invalid(format!(
+                "filter: at most {MAX_FILTERS} filters per request"
+            )));
         }
         let mut filters = Vec::with_capacity(raw.len());
         for r in raw {
@@ -658,7 +709,10 @@ mod tests {
         assert!(m(&["and.ends_with.name.corp"], &l));
         assert!(m(&["and.in.source.api,Website"], &l));
         assert!(m(&["and.not_contains.name.zenith"], &l));
-        assert!(m(&["and.is_empty.website"], &l), "empty string counts as empty");
+        assert!(
+            m(&["and.is_empty.website"], &l),
+            "empty string counts as empty"
+        );
         assert!(m(&["and.is_empty.phone"], &l));
         assert!(!m(&["and.eq.phone."], &l));
         assert!(m(&["and.neq.phone.123"], &l));
@@ -690,7 +744,10 @@ mod tests {
         assert!(m(&["and.array_not_empty.tags"], &l));
         assert!(!m(&["and.array_empty.tags"], &l));
         assert!(m(&["and.is_set.location"], &l));
-        assert!(m(&["and.within_radius.location.48.8566,2.3522,900"], &l), "Paris-Berlin ~878 km");
+        assert!(
+            m(&["and.within_radius.location.48.8566,2.3522,900"], &l),
+            "Paris-Berlin ~878 km"
+        );
         assert!(!m(&["and.within_radius.location.48.8566,2.3522,800"], &l));
         assert!(m(&["or.eq.city.Lyon", "or.eq.country.us"], &l));
         assert!(!m(&["or.eq.city.Lyon", "or.eq.country.fr"], &l));
@@ -703,7 +760,10 @@ mod tests {
         assert!(m(&["and.eq.attr:industry.software"], &l));
         assert!(m(&["and.gte.attr:employees.100"], &l));
         assert!(m(&["and.eq.attr:employees.500"], &l));
-        assert!(m(&["and.lt.attr:size.1000"], &l), "text that parses compares numerically");
+        assert!(
+            m(&["and.lt.attr:size.1000"], &l),
+            "text that parses compares numerically"
+        );
         assert!(m(&["and.eq.attr:active.true"], &l));
         assert!(m(&["and.neq.attr:active.false"], &l));
         assert!(m(&["and.array_contains.attr:langs.DE"], &l));

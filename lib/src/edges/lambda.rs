@@ -6,6 +6,9 @@ use crate::app::App;
 use crate::config::Config;
 use crate::edges::http::{Routes, service};
 
+/// The error type a Lambda `main` returns.
+pub use lambda_http::Error as LambdaError;
+
 /// Runs an HTTP Lambda function serving `routes` through API Gateway (REST payload 1.0 or
 /// HTTP payload 2.0). Configuration is read and clients are built once, before the first
 /// invocation; no network I/O happens until a request arrives.

@@ -3,13 +3,13 @@
 use crate::domain::account::Tenant;
 use crate::domain::cursor::scope_of;
 use crate::domain::event::names;
-use crate::domain::lead::{Lead, LeadChanges};
 use crate::domain::filter::FilterSet;
+use crate::domain::lead::{Lead, LeadChanges};
 use crate::domain::query::{Sort, SortOrder, SortValue, compare};
-use crate::services::plan::{self, Access, Plan, Strategy};
 use crate::error::{Error, Result};
 use crate::ports::{Cond, Item, Key, Position, QueryReq, SkCond, StoreError, Table, WriteOp};
 use crate::schema;
+use crate::services::plan::{self, Access, Plan, Strategy};
 use crate::services::{Deps, from_body, to_body};
 
 /// Default page size of `GET /leads`.
@@ -225,7 +225,13 @@ impl LeadService {
         }
     }
 
-    fn query_for(&self, t: &Tenant, plan: &Plan, start_after: Option<Position>, limit: u32) -> QueryReq {
+    fn query_for(
+        &self,
+        t: &Tenant,
+        plan: &Plan,
+        start_after: Option<Position>,
+        limit: u32,
+    ) -> QueryReq {
         let (index, pk, sk) = match &plan.access {
             Access::Base => (
                 None,
@@ -328,7 +334,11 @@ impl LeadService {
         let next_cursor = if leads.len() == want {
             leads.truncate(limit as usize);
             let last = &leads[limit as usize - 1];
-            Some(self.deps.cursor_key.encode(scope, &self.position_of(t, plan, last)))
+            Some(
+                self.deps
+                    .cursor_key
+                    .encode(scope, &self.position_of(t, plan, last)),
+            )
         } else if !exhausted {
             // The read budget ran out before the page filled: resume after the last item read.
             let pos = start.expect("a budget stop always has a position");
@@ -413,7 +423,11 @@ impl LeadService {
         let next_cursor = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             let (v, l) = &rows[limit as usize - 1];
-            Some(self.deps.cursor_key.encode(scope, &[v.encode(), l.id.clone()]))
+            Some(
+                self.deps
+                    .cursor_key
+                    .encode(scope, &[v.encode(), l.id.clone()]),
+            )
         } else {
             None
         };

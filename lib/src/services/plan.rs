@@ -9,7 +9,9 @@ use crate::domain::filter::{FilterSet, NumOp, NumRef, Pred, TextOp, TextRef};
 use crate::domain::lead::{Status, TextField};
 use crate::domain::query::{Sort, SortField, SortOrder};
 use crate::ports::SkCond;
-use crate::schema::{self, IDX_CITY, IDX_LAST_INTERACTION, IDX_RATING, IDX_SCORE, IDX_SOURCE, IDX_STATUS};
+use crate::schema::{
+    self, IDX_CITY, IDX_LAST_INTERACTION, IDX_RATING, IDX_SCORE, IDX_SOURCE, IDX_STATUS,
+};
 
 /// Where the planner reads from.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,11 +226,22 @@ mod tests {
         assert_eq!(pl.access_name(), "by_status");
         assert_eq!(pl.strategy, Strategy::KeyOrdered);
         assert!(matches!(&pl.access, Access::Index { pk, .. } if pk == "A#acct#qualified"));
-        assert_eq!(p(&["and.eq.source.Google Maps"], "created_at", "desc").access_name(), "by_source");
-        let pl = p(&["and.eq.status.new", "and.eq.city.Paris", "and.eq.source.x"], "", "");
+        assert_eq!(
+            p(&["and.eq.source.Google Maps"], "created_at", "desc").access_name(),
+            "by_source"
+        );
+        let pl = p(
+            &["and.eq.status.new", "and.eq.city.Paris", "and.eq.source.x"],
+            "",
+            "",
+        );
         assert_eq!(pl.access_name(), "by_city", "city is the most selective");
         assert!(matches!(&pl.access, Access::Index { pk, .. } if pk == "A#acct#paris"));
-        assert_eq!(p(&["or.eq.city.Paris"], "", "").access_name(), "base", "or filters cannot narrow");
+        assert_eq!(
+            p(&["or.eq.city.Paris"], "", "").access_name(),
+            "base",
+            "or filters cannot narrow"
+        );
         assert_eq!(p(&["and.eq.status.bogus"], "", "").access_name(), "base");
     }
 
@@ -238,23 +251,49 @@ mod tests {
         assert_eq!(pl.access_name(), "by_score");
         assert_eq!(pl.strategy, Strategy::KeyOrdered);
         assert!(pl.descending);
-        assert!(matches!(&pl.access, Access::Index { sk: SkCond::Between(..), .. }));
+        assert!(matches!(
+            &pl.access,
+            Access::Index {
+                sk: SkCond::Between(..),
+                ..
+            }
+        ));
         let pl = p(&["and.gt.rating.4"], "rating", "asc");
-        assert_eq!((pl.access_name(), pl.strategy), ("by_rating", Strategy::KeyOrdered));
+        assert_eq!(
+            (pl.access_name(), pl.strategy),
+            ("by_rating", Strategy::KeyOrdered)
+        );
         let pl = p(&["and.gt.rating.4"], "", "");
-        assert_eq!(pl.access_name(), "base", "created_at order wins over a range read");
+        assert_eq!(
+            pl.access_name(),
+            "base",
+            "created_at order wins over a range read"
+        );
         let pl = p(&["and.gt.rating.4"], "name", "");
-        assert_eq!((pl.access_name(), pl.strategy), ("by_rating", Strategy::Candidates));
+        assert_eq!(
+            (pl.access_name(), pl.strategy),
+            ("by_rating", Strategy::Candidates)
+        );
     }
 
     #[test]
     fn sorts_pick_their_ordered_index() {
-        assert_eq!(p(&[], "last_interaction_at", "desc").access_name(), "by_last_interaction");
+        assert_eq!(
+            p(&[], "last_interaction_at", "desc").access_name(),
+            "by_last_interaction"
+        );
         assert_eq!(p(&[], "score", "").access_name(), "by_score");
         assert_eq!(p(&[], "", "").access_name(), "base");
         let pl = p(&[], "name", "");
-        assert_eq!((pl.access_name(), pl.strategy), ("base", Strategy::Candidates));
+        assert_eq!(
+            (pl.access_name(), pl.strategy),
+            ("base", Strategy::Candidates)
+        );
         let pl = p(&[], "rating", "");
-        assert_eq!(pl.strategy, Strategy::Candidates, "missing ratings must still sort last");
+        assert_eq!(
+            pl.strategy,
+            Strategy::Candidates,
+            "missing ratings must still sort last"
+        );
     }
 }
