@@ -602,7 +602,7 @@ fn attr_test(
 /// A parsed set of filters with the and/or rule.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FilterSet {
-    /// The filters in request order.
+    /// The filters, cheapest to evaluate first.
     pub filters: Vec<Filter>,
     /// The raw values, in order, for cursor fingerprints.
     pub raw: Vec<String>,
@@ -620,6 +620,15 @@ impl FilterSet {
         for r in raw {
             filters.push(Filter::parse(r.as_ref())?);
         }
+        // The result does not depend on evaluation order, so test the cheapest predicates
+        // first: numbers live inline in the lead, text and attributes need a pointer chase.
+        filters.sort_by_key(|f| match f.pred {
+            Pred::Num { .. } | Pred::LocationSet(_) => 0,
+            Pred::WithinRadius { .. } => 1,
+            Pred::Text { .. } => 2,
+            Pred::Tags { .. } => 3,
+            Pred::Attr { .. } => 4,
+        });
         Ok(FilterSet {
             filters,
             raw: raw.iter().map(|s| s.as_ref().to_string()).collect(),
@@ -790,5 +799,45 @@ mod tests {
             assert!(e.contains(why) && e.contains("filter"), "{f}: {e}");
         }
         assert!(Filter::parse(&"a".repeat(5000)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any input parses or fails with a 400; it never panics.
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,300}") {
+            let _ = Filter::parse(&s);
+        }
+
+        /// Well-formed clauses built from real tokens with arbitrary values never panic either,
+        /// and whatever parses can be evaluated.
+        #[test]
+        fn structured_input_never_panics(
+            logic in prop::sample::select(vec!["and", "or", "xor"]),
+            op in prop::sample::select(KNOWN_OPS.to_vec()),
+            field in prop::sample::select(vec!["name", "city", "rating", "tags", "location", "attr:x", "score", "status", "bogus"]),
+            value in "\\PC{0,40}",
+        ) {
+            let raw = format!("{logic}.{op}.{field}.{value}");
+            if let Ok(f) = Filter::parse(&raw) {
+                let lead: Lead = serde_json::from_value(serde_json::json!({
+                    "id": "cl_1", "name": "n", "source": "s", "description": null, "address": null,
+                    "city": "Ünïcode", "state": null, "country": null, "postal_code": null,
+                    "latitude": 1.0, "longitude": null, "phone": null, "email": null, "website": null,
+                    "rating": 1.0, "review_count": null, "category": null, "tags": ["é"],
+                    "source_id": null, "logo_url": null,
+                    "attributes": [{"id": "1", "name": "x", "type": "list", "value": ["a"]}],
+                    "created_at": 1, "updated_at": 1, "last_interaction_at": 1
+                })).unwrap();
+                let _ = f.test(&lead);
+            }
+        }
     }
 }

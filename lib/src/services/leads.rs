@@ -5,7 +5,7 @@ use crate::domain::cursor::scope_of;
 use crate::domain::event::names;
 use crate::domain::filter::FilterSet;
 use crate::domain::lead::{Lead, LeadChanges};
-use crate::domain::query::{Sort, SortOrder, SortValue, compare};
+use crate::domain::query::{Sort, SortOrder, SortValue, select_page};
 use crate::error::{Error, Result};
 use crate::ports::{Cond, Item, Key, Position, QueryReq, SkCond, StoreError, Table, WriteOp};
 use crate::schema;
@@ -372,17 +372,15 @@ impl LeadService {
             )),
             Some(_) => return Err(Error::invalid("cursor: not a cursor for this listing")),
         };
-        let mut rows: Vec<(SortValue, Lead)> = Vec::new();
+        let mut candidates: Vec<Lead> = Vec::new();
         let mut start = None;
-        let mut read = 0u32;
         loop {
             let page = self
                 .deps
                 .store
                 .query(&self.query_for(t, plan, start, 1000))
                 .await?;
-            read += page.items.len() as u32;
-            if read > CANDIDATE_BUDGET {
+            if candidates.len() + page.items.len() > CANDIDATE_BUDGET as usize {
                 return Err(Error::invalid(format!(
                     "sort_by: sorting by {} is limited to {CANDIDATE_BUDGET} candidate leads; \
                      narrow the request with an equality filter on status, source or city, a \
@@ -391,50 +389,36 @@ impl LeadService {
                 )));
             }
             for item in page.items {
-                let lead: Lead = from_body(&item.body)?;
-                if !req.filters.matches(&lead) {
-                    continue;
-                }
-                let v = sort.field.value(&lead);
-                let keep = match &after {
-                    None => true,
-                    Some((av, aid)) => {
-                        compare((&v, &lead.id), (av, aid), sort.order)
-                            == std::cmp::Ordering::Greater
-                    }
-                };
-                if keep {
-                    rows.push((v, lead));
-                }
+                candidates.push(from_body(&item.body)?);
             }
             match page.last {
                 Some(p) => start = Some(p),
                 None => break,
             }
         }
-        let take = (limit as usize + 1).min(rows.len());
-        if take < rows.len() {
-            rows.select_nth_unstable_by(take, |a, b| {
-                compare((&a.0, &a.1.id), (&b.0, &b.1.id), sort.order)
-            });
-            rows.truncate(take);
-        }
-        rows.sort_by(|a, b| compare((&a.0, &a.1.id), (&b.0, &b.1.id), sort.order));
-        let next_cursor = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            let (v, l) = &rows[limit as usize - 1];
+        let picked = select_page(
+            &candidates,
+            &req.filters,
+            sort,
+            after.as_ref().map(|(v, id)| (v, id.as_str())),
+            limit as usize,
+        );
+        let has_more = picked.len() > limit as usize;
+        let mut slots: Vec<Option<Lead>> = candidates.into_iter().map(Some).collect();
+        let mut leads: Vec<Lead> = picked.into_iter().filter_map(|i| slots[i].take()).collect();
+        let next_cursor = if has_more {
+            leads.truncate(limit as usize);
+            let last = &leads[limit as usize - 1];
+            let v = sort.field.value(last);
             Some(
                 self.deps
                     .cursor_key
-                    .encode(scope, &[v.encode(), l.id.clone()]),
+                    .encode(scope, &[v.encode(), last.id.clone()]),
             )
         } else {
             None
         };
-        Ok(ListPage {
-            leads: rows.into_iter().map(|(_, l)| l).collect(),
-            next_cursor,
-        })
+        Ok(ListPage { leads, next_cursor })
     }
 }
 
