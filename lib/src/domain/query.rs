@@ -228,6 +228,41 @@ pub fn compare(a: (&SortValue, &str), b: (&SortValue, &str), order: SortOrder) -
     }
 }
 
+/// Selects one page of an in-memory candidate set: the leads that match `filters`, come after
+/// `after` in `sort` order, limited to `limit + 1` so the caller can tell whether more follow.
+/// Returns indexes into `leads`, in page order. Runs in O(n) plus O(limit log limit).
+pub fn select_page(
+    leads: &[Lead],
+    filters: &crate::domain::filter::FilterSet,
+    sort: &Sort,
+    after: Option<(&SortValue, &str)>,
+    limit: usize,
+) -> Vec<usize> {
+    let mut rows: Vec<(SortValue, usize)> = Vec::new();
+    for (i, lead) in leads.iter().enumerate() {
+        if !filters.matches(lead) {
+            continue;
+        }
+        let v = sort.field.value(lead);
+        if let Some((av, aid)) = after
+            && compare((&v, &lead.id), (av, aid), sort.order) != Ordering::Greater
+        {
+            continue;
+        }
+        rows.push((v, i));
+    }
+    let cmp = |a: &(SortValue, usize), b: &(SortValue, usize)| {
+        compare((&a.0, &leads[a.1].id), (&b.0, &leads[b.1].id), sort.order)
+    };
+    let take = (limit + 1).min(rows.len());
+    if take < rows.len() {
+        rows.select_nth_unstable_by(take, cmp);
+        rows.truncate(take);
+    }
+    rows.sort_by(cmp);
+    rows.into_iter().map(|(_, i)| i).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,39 +316,4 @@ mod tests {
         assert_eq!(SortOrder::parse("desc").unwrap(), SortOrder::Desc);
         assert!(SortOrder::parse("down").is_err());
     }
-}
-
-/// Selects one page of an in-memory candidate set: the leads that match `filters`, come after
-/// `after` in `sort` order, limited to `limit + 1` so the caller can tell whether more follow.
-/// Returns indexes into `leads`, in page order. Runs in O(n) plus O(limit log limit).
-pub fn select_page(
-    leads: &[Lead],
-    filters: &crate::domain::filter::FilterSet,
-    sort: &Sort,
-    after: Option<(&SortValue, &str)>,
-    limit: usize,
-) -> Vec<usize> {
-    let mut rows: Vec<(SortValue, usize)> = Vec::new();
-    for (i, lead) in leads.iter().enumerate() {
-        if !filters.matches(lead) {
-            continue;
-        }
-        let v = sort.field.value(lead);
-        if let Some((av, aid)) = after
-            && compare((&v, &lead.id), (av, aid), sort.order) != Ordering::Greater
-        {
-            continue;
-        }
-        rows.push((v, i));
-    }
-    let cmp = |a: &(SortValue, usize), b: &(SortValue, usize)| {
-        compare((&a.0, &leads[a.1].id), (&b.0, &leads[b.1].id), sort.order)
-    };
-    let take = (limit + 1).min(rows.len());
-    if take < rows.len() {
-        rows.select_nth_unstable_by(take, cmp);
-        rows.truncate(take);
-    }
-    rows.sort_by(cmp);
-    rows.into_iter().map(|(_, i)| i).collect()
 }
