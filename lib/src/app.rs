@@ -12,6 +12,7 @@ use crate::ports::{Clock, IdSource, Store, SystemClock, UuidIds};
 use crate::services::Deps;
 use crate::services::accounts::AccountService;
 use crate::services::leads::LeadService;
+use crate::services::limits::LimitService;
 
 /// The composed application: every service over one set of ports.
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct App {
     pub leads: LeadService,
     /// Accounts and API keys.
     pub accounts: AccountService,
+    /// Rate limits and idempotency keys.
+    pub limits: LimitService,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// The ports, for edges that need them directly.
@@ -48,6 +51,7 @@ impl App {
         Ok(App {
             leads: LeadService::new(deps.clone()),
             accounts: AccountService::new(deps.clone(), config.plans.clone()),
+            limits: LimitService::new(deps.clone()),
             max_body_bytes: config.max_body_bytes,
             deps,
         })

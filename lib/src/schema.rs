@@ -129,6 +129,59 @@ pub fn lead_id_of(sk: &str) -> Option<&str> {
     sk.strip_prefix(LEAD_PREFIX)
 }
 
+/// Key of the uniqueness marker of an e-mail (normalised) within a tenant; its body names the
+/// lead that owns the e-mail. Written in the same transaction as the lead, so two concurrent
+/// pushes of one e-mail cannot both create a lead.
+pub fn email_marker_key(account_id: &str, email_norm: &str) -> Key {
+    Key::new(tenant_pk(account_id), format!("E#{}", bounded(email_norm)))
+}
+
+/// Key of the uniqueness marker of a `source_id` within a tenant.
+pub fn source_marker_key(account_id: &str, source_id: &str) -> Key {
+    Key::new(tenant_pk(account_id), format!("S#{}", bounded(source_id)))
+}
+
+/// Sort-key prefix of the phone items of one normalised phone (tier-3 candidates).
+pub fn phone_prefix(phone_norm: &str) -> String {
+    format!("P#{}#", bounded(phone_norm))
+}
+
+/// Key of a lead's phone item.
+pub fn phone_item_key(account_id: &str, phone_norm: &str, lead_id: &str) -> Key {
+    Key::new(
+        tenant_pk(account_id),
+        format!("{}{lead_id}", phone_prefix(phone_norm)),
+    )
+}
+
+/// Sort-key prefix of the name + city items of one (folded) name and city.
+pub fn name_city_prefix(name_fold: &str, city_fold: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(name_fold.as_bytes());
+    h.update([0]);
+    h.update(city_fold.as_bytes());
+    format!("NC#{}#", hex::encode(&h.finalize()[..16]))
+}
+
+/// Key of a lead's name + city item.
+pub fn name_city_key(account_id: &str, name_fold: &str, city_fold: &str, lead_id: &str) -> Key {
+    Key::new(
+        tenant_pk(account_id),
+        format!("{}{lead_id}", name_city_prefix(name_fold, city_fold)),
+    )
+}
+
+/// Keeps key components well under DynamoDB's 1 KB sort-key limit: long values are hashed.
+fn bounded(v: &str) -> String {
+    use sha2::Digest;
+    if v.len() <= 200 {
+        v.to_string()
+    } else {
+        format!("h:{}", hex::encode(sha2::Sha256::digest(v.as_bytes())))
+    }
+}
+
 /// Key of an account item.
 pub fn account_key(account_id: &str) -> Key {
     Key::new(format!("ACCT#{account_id}"), "#")

@@ -43,17 +43,28 @@ fn dynamo_endpoint() -> Option<String> {
 
 /// A store on `backend` with fresh, empty tables.
 pub async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    fresh_store_with_clock(backend, Arc::new(SystemClock)).await
+}
+
+/// [`fresh_store`] whose item expiry follows `clock`.
+pub async fn fresh_store_with_clock(
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
     match backend {
         Backend::Embedded => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let store = SqliteStore::open(dir.path()).expect("open sqlite store");
+            let store = SqliteStore::open(dir.path())
+                .expect("open sqlite store")
+                .with_clock(clock);
             (Arc::new(store), Some(dir))
         }
         Backend::Dynamo => {
             let endpoint = dynamo_endpoint().expect("emulator endpoint");
             let sdk = aws_config_for(&endpoint).await;
             let prefix = format!("t{}-", uuid_like());
-            let store = DynamoStore::new(klozeo_core::app::dynamo_client(&sdk), prefix);
+            let store =
+                DynamoStore::new(klozeo_core::app::dynamo_client(&sdk), prefix).with_clock(clock);
             store.create_tables().await.expect("create tables");
             (Arc::new(store), None)
         }
@@ -79,6 +90,17 @@ fn uuid_like() -> String {
     )
 }
 
+/// The built-in plans plus `leads100`: the free plan's lead and batch limits without its
+/// request rate limit, for tests that make many requests.
+pub fn test_plans() -> Plans {
+    let mut v: serde_json::Value =
+        serde_json::from_str(klozeo_core::domain::account::DEFAULT_PLANS_JSON).expect("plans");
+    v["leads100"] = serde_json::json!({
+        "max_leads": 100, "requests_per_window": null, "window_secs": 600, "max_batch": 100
+    });
+    Plans::from_json(&v.to_string()).expect("test plans")
+}
+
 /// A configuration for tests (fixed signing key, default plans and body limit).
 pub fn test_config() -> Config {
     Config {
@@ -87,7 +109,7 @@ pub fn test_config() -> Config {
         },
         signing_key: b"test-signing-key-0123456789".to_vec(),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        plans: Plans::builtin(),
+        plans: test_plans(),
     }
 }
 
@@ -128,10 +150,10 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the full router (every route) over a fresh store.
     pub async fn start(backend: Backend) -> TestServer {
-        let (store, dir) = fresh_store(backend).await;
         let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
             SystemClock.now_ms(),
         )));
+        let (store, dir) = fresh_store_with_clock(backend, clock.clone()).await;
         let app = Arc::new(
             App::with_parts(store, clock.clone(), Arc::new(UuidIds), &test_config())
                 .expect("compose app"),

@@ -266,7 +266,7 @@ fn cases() -> Vec<(Vec<&'static str>, &'static str, Vec<&'static str>)> {
 async fn every_operator_gives_the_expected_answer_on_every_store() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let key = s.account("free").await;
+        let key = s.account("unlimited").await;
         let c = Client::new();
         for lead in dataset() {
             let r = c

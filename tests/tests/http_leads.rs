@@ -541,7 +541,7 @@ async fn other_sorts_order_by_value_with_missing_last_and_page_cleanly() {
 async fn the_plan_lead_limit_is_a_403_that_writes_nothing() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, &s.account("free").await);
+        let api = Api::new(&s, &s.account("leads100").await);
         let futs = (0..100).map(|i| api.create(json!({"name": format!("L{i}"), "source": "web"})));
         let ids = futures_util::future::join_all(futs).await;
         let (st, v) = api

@@ -28,10 +28,11 @@ use crate::schema::{self, PK_ATTR, SK_ATTR, TABLES, TTL_ATTR, table_def};
 type Attrs = HashMap<String, AttributeValue>;
 
 /// The DynamoDB store.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     prefix: String,
+    clock: std::sync::Arc<dyn Clock>,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -131,13 +132,28 @@ fn cond_expr(cond: Cond, now: i64, vals: &mut Attrs) -> Option<String> {
     Some(expr)
 }
 
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
 impl DynamoStore {
     /// Wraps a client built once per cold start; `prefix` is prepended to every table name.
     pub fn new(client: Client, prefix: impl Into<String>) -> Self {
         DynamoStore {
             client,
             prefix: prefix.into(),
+            clock: std::sync::Arc::new(SystemClock),
         }
+    }
+
+    /// Uses `clock` to decide which items have expired (tests move time by hand).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn name(&self, t: Table) -> String {
@@ -145,7 +161,7 @@ impl DynamoStore {
     }
 
     fn now(&self) -> i64 {
-        SystemClock.now_secs()
+        self.clock.now_secs()
     }
 
     fn write_item(&self, op: &WriteOp, now: i64) -> Result<TransactWriteItem, Error> {

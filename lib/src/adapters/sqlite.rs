@@ -65,6 +65,12 @@ impl SqliteStore {
         Self::init(conn)
     }
 
+    /// Uses `clock` to decide which items have expired (tests move time by hand).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// An in-memory store for tests.
     pub fn in_memory() -> Result<Self, Error> {
         Self::init(Connection::open_in_memory().map_err(db_err)?)

@@ -10,6 +10,12 @@ pub mod names {
     pub const LEAD_UPDATED: &str = "lead.updated";
     /// A lead was deleted.
     pub const LEAD_DELETED: &str = "lead.deleted";
+    /// Leads were created by one batch request (`{ids, count}`).
+    pub const LEADS_CREATED: &str = "leads.created";
+    /// Leads were updated by one batch request (`{ids, count}`).
+    pub const LEADS_UPDATED: &str = "leads.updated";
+    /// Leads were deleted by one batch request (`{ids, count}`).
+    pub const LEADS_DELETED: &str = "leads.deleted";
 }
 
 /// One recorded event, waiting in the outbox for delivery.
@@ -25,4 +31,9 @@ pub struct OutboxEvent {
     pub timestamp: i64,
     /// The payload: the full lead or note, or a grouped `{ids, count}` body.
     pub data: serde_json::Value,
+    /// For one item of a batch: the batch it belongs to. Such member records are folded into
+    /// one grouped event when the batch finishes; a member left behind by a crash still
+    /// carries everything needed to deliver it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }

@@ -2,8 +2,10 @@
 
 pub mod account;
 pub mod cursor;
+pub mod dedup;
 pub mod event;
 pub mod filter;
 pub mod lead;
 pub mod patch;
 pub mod query;
+pub mod scoring;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::dedup::MatchInfo;
 use crate::domain::lead::{AttributeSpec, LeadChanges, Status, TextField};
 use crate::domain::patch::Patch;
 use crate::error::{Error, Result};
@@ -179,6 +180,103 @@ pub struct CreateResponse {
     /// Present on a low-confidence (name + city) match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub potential_duplicate_id: Option<String>,
+    /// Why deduplication merged or hinted (an extension the SDKs ignore).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchInfo>,
+}
+
+/// `POST /leads/batch` body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchCreateInput {
+    /// The leads, validated one by one so a bad item fails alone.
+    pub leads: Vec<serde_json::Value>,
+}
+
+/// `PUT /leads/batch` body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchUpdateInput {
+    /// Leads to change.
+    pub ids: Vec<String>,
+    /// The partial update applied to each.
+    pub data: LeadInput,
+}
+
+/// `DELETE /leads/batch` body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchDeleteInput {
+    /// Leads to delete.
+    pub ids: Vec<String>,
+}
+
+/// One created or merged item of a batch create.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchCreated {
+    /// Position in the request.
+    pub index: usize,
+    /// Lead id.
+    pub id: String,
+    /// When the lead was created.
+    pub created_at: i64,
+    /// True when merged into an existing lead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+    /// Present on a name + city match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub potential_duplicate_id: Option<String>,
+    /// Why deduplication merged or hinted.
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchInfo>,
+}
+
+/// One failed item of a batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchError {
+    /// Position in the request.
+    pub index: usize,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// `POST /leads/batch` answer (wire-contract §3.7).
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchCreateResponse {
+    /// Items stored (created or merged).
+    pub created: Vec<BatchCreated>,
+    /// Items that failed.
+    pub errors: Vec<BatchError>,
+    /// Items in the request.
+    pub total: usize,
+    /// Items stored.
+    pub success: usize,
+    /// Items failed.
+    pub failed: usize,
+}
+
+/// One item of a batch update or delete.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchItemResult {
+    /// Position in the request.
+    pub index: usize,
+    /// Lead id.
+    pub id: String,
+    /// Whether it was applied.
+    pub success: bool,
+    /// Why not, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `PUT /leads/batch` and `DELETE /leads/batch` answer (wire-contract §3.8).
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchResult {
+    /// One entry per requested id.
+    pub results: Vec<BatchItemResult>,
+    /// Ids in the request.
+    pub total: usize,
+    /// Applied.
+    pub success: usize,
+    /// Failed.
+    pub failed: usize,
 }
 
 /// `GET /leads` answer (wire-contract §3.5).
@@ -192,6 +290,17 @@ pub struct ListResponse<T> {
     pub has_more: bool,
     /// Number of leads in this page.
     pub count: usize,
+}
+
+/// Converts one JSON value (a batch item) into a type, naming the offending field.
+pub fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
+    if !v.is_object() {
+        return Err(Error::invalid("expected a JSON object"));
+    }
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        Error::invalid(format!("{path}: {}", e.into_inner()))
+    })
 }
 
 /// Parses a JSON object body, naming the offending field on a type error.

@@ -2,12 +2,11 @@
 
 use crate::domain::account::Tenant;
 use crate::domain::cursor::scope_of;
-use crate::domain::event::names;
 use crate::domain::filter::FilterSet;
-use crate::domain::lead::{Lead, LeadChanges};
+use crate::domain::lead::Lead;
 use crate::domain::query::{Sort, SortOrder, SortValue, select_page};
 use crate::error::{Error, Result};
-use crate::ports::{Cond, Item, Key, Position, QueryReq, SkCond, StoreError, Table, WriteOp};
+use crate::ports::{Item, Key, Position, QueryReq, SkCond, Table};
 use crate::schema;
 use crate::services::plan::{self, Access, Plan, Strategy};
 use crate::services::{Deps, from_body, to_body};
@@ -21,20 +20,11 @@ pub const READ_BUDGET: u32 = 2000;
 /// Most candidate leads an in-memory sort may read; larger candidate sets get a 400 that says
 /// how to narrow the request.
 pub const CANDIDATE_BUDGET: u32 = 10_000;
-/// How often an update retries after losing an optimistic-concurrency race.
-const UPDATE_ATTEMPTS: usize = 5;
 
 /// The leads use cases.
 #[derive(Clone)]
 pub struct LeadService {
-    deps: Deps,
-}
-
-/// The result of a create.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Created {
-    /// The stored lead.
-    pub lead: Lead,
+    pub(crate) deps: Deps,
 }
 
 /// A list request after validation.
@@ -65,53 +55,18 @@ impl LeadService {
         LeadService { deps }
     }
 
-    fn lead_item(&self, t: &Tenant, lead: &Lead, version: u64) -> Result<Item> {
+    pub(crate) fn lead_item(&self, t: &Tenant, lead: &Lead, version: u64) -> Result<Item> {
         let mut item = Item::new(schema::lead_key(&t.account_id, &lead.id), to_body(lead)?);
         item.version = version;
         item.index_keys = schema::lead_index_keys(&t.account_id, lead);
         Ok(item)
     }
 
-    fn new_attr_id(&self) -> impl FnMut() -> String + '_ {
+    pub(crate) fn new_attr_id(&self) -> impl FnMut() -> String + '_ {
         || self.deps.ids.random().to_string()
     }
 
-    /// Creates a lead; the plan's lead limit is enforced atomically with the write.
-    pub async fn create(&self, t: &Tenant, changes: &LeadChanges) -> Result<Created> {
-        let now_ms = self.deps.clock.now_ms();
-        let id = format!("cl_{}", self.deps.ids.time_ordered(now_ms));
-        let lead = Lead::create(
-            id,
-            changes,
-            now_ms.div_euclid(1000),
-            &mut self.new_attr_id(),
-        )?;
-        let ops = vec![
-            WriteOp::Put {
-                table: Table::Leads,
-                item: self.lead_item(t, &lead, 1)?,
-                cond: Cond::NotExists,
-            },
-            WriteOp::Add {
-                table: Table::Accounts,
-                key: schema::lead_counter_key(&t.account_id),
-                delta: 1,
-                max: t.limits.max_leads.map(|m| m as i64),
-            },
-            self.deps.outbox_put(
-                &t.account_id,
-                names::LEAD_CREATED,
-                serde_json::to_value(&lead).map_err(Error::internal)?,
-            )?,
-        ];
-        match self.deps.store.transact(ops).await {
-            Ok(()) => Ok(Created { lead }),
-            Err(StoreError::ConditionFailed(1)) => Err(limit_reached(t)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn load(&self, t: &Tenant, id: &str) -> Result<(Lead, u64)> {
+    pub(crate) async fn load(&self, t: &Tenant, id: &str) -> Result<(Lead, u64)> {
         // Ids that cannot be lead ids are simply absent; no lookup needed.
         if !id.starts_with("cl_") || id.len() > 64 {
             return Err(Error::lead_not_found());
@@ -128,72 +83,6 @@ impl LeadService {
     /// Reads one lead of the tenant.
     pub async fn get(&self, t: &Tenant, id: &str) -> Result<Lead> {
         Ok(self.load(t, id).await?.0)
-    }
-
-    /// Applies a partial update. `updated_at` moves only if a stored value changed;
-    /// `last_interaction_at` moves on every update.
-    pub async fn update(&self, t: &Tenant, id: &str, changes: &LeadChanges) -> Result<Lead> {
-        for _ in 0..UPDATE_ATTEMPTS {
-            let (mut lead, version) = self.load(t, id).await?;
-            let changed = lead.apply(changes, &mut self.new_attr_id())?;
-            let now = self.deps.clock.now_secs();
-            lead.last_interaction_at = now;
-            if changed {
-                lead.updated_at = now;
-            }
-            let mut ops = vec![WriteOp::Put {
-                table: Table::Leads,
-                item: self.lead_item(t, &lead, version + 1)?,
-                cond: Cond::Version(version),
-            }];
-            if changed {
-                ops.push(self.deps.outbox_put(
-                    &t.account_id,
-                    names::LEAD_UPDATED,
-                    serde_json::to_value(&lead).map_err(Error::internal)?,
-                )?);
-            }
-            match self.deps.store.transact(ops).await {
-                Ok(()) => return Ok(lead),
-                Err(StoreError::ConditionFailed(0)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Conflict {
-            code: "conflict",
-            message: "the lead is being changed concurrently; please retry".into(),
-        })
-    }
-
-    /// Deletes a lead and releases its slot in the plan's lead limit.
-    pub async fn delete(&self, t: &Tenant, id: &str) -> Result<()> {
-        for _ in 0..UPDATE_ATTEMPTS {
-            let (lead, version) = self.load(t, id).await?;
-            let ops = vec![
-                WriteOp::Delete {
-                    table: Table::Leads,
-                    key: schema::lead_key(&t.account_id, id),
-                    cond: Cond::Version(version),
-                },
-                WriteOp::Add {
-                    table: Table::Accounts,
-                    key: schema::lead_counter_key(&t.account_id),
-                    delta: -1,
-                    max: None,
-                },
-                self.deps.outbox_put(
-                    &t.account_id,
-                    names::LEAD_DELETED,
-                    serde_json::to_value(&lead).map_err(Error::internal)?,
-                )?,
-            ];
-            match self.deps.store.transact(ops).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::ConditionFailed(0)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::lead_not_found())
     }
 
     /// Lists the tenant's leads matching the filters in the requested order, one page at a
@@ -419,16 +308,5 @@ impl LeadService {
             None
         };
         Ok(ListPage { leads, next_cursor })
-    }
-}
-
-fn limit_reached(t: &Tenant) -> Error {
-    Error::LimitReached {
-        code: "leads_limit_reached",
-        message: format!(
-            "Lead limit reached: the {} plan stores at most {} leads",
-            t.plan,
-            t.limits.max_leads.unwrap_or(0)
-        ),
     }
 }

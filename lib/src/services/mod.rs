@@ -2,7 +2,9 @@
 
 pub mod accounts;
 pub mod leads;
+pub mod limits;
 pub mod plan;
+pub mod writes;
 
 use std::sync::Arc;
 
@@ -34,6 +36,18 @@ impl Deps {
         event: &str,
         data: serde_json::Value,
     ) -> Result<WriteOp> {
+        Ok(self.outbox_event(account_id, event, data, None)?.1)
+    }
+
+    /// The outbox write for an event, optionally as a member of a batch group; also returns the
+    /// event's key.
+    pub fn outbox_event(
+        &self,
+        account_id: &str,
+        event: &str,
+        data: serde_json::Value,
+        group: Option<&str>,
+    ) -> Result<(crate::ports::Key, WriteOp)> {
         let now_ms = self.clock.now_ms();
         let id = self.ids.time_ordered(now_ms).to_string();
         let ev = OutboxEvent {
@@ -42,14 +56,19 @@ impl Deps {
             event: event.to_string(),
             timestamp: now_ms.div_euclid(1000),
             data,
+            group: group.map(str::to_string),
         };
-        let mut item = Item::new(schema::outbox_key(account_id, &id), to_body(&ev)?);
+        let key = schema::outbox_key(account_id, &id);
+        let mut item = Item::new(key.clone(), to_body(&ev)?);
         item.expires_at = Some(ev.timestamp + schema::OUTBOX_RETENTION_SECS);
-        Ok(WriteOp::Put {
-            table: Table::Outbox,
-            item,
-            cond: crate::ports::Cond::NotExists,
-        })
+        Ok((
+            key,
+            WriteOp::Put {
+                table: Table::Outbox,
+                item,
+                cond: crate::ports::Cond::NotExists,
+            },
+        ))
     }
 }
 

@@ -5,13 +5,19 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::event::names;
 use crate::domain::filter::FilterSet;
 use crate::domain::query::{Sort, SortField, SortOrder};
 use crate::edges::http::AppState;
 use crate::edges::http::extract::{Auth, RawBody, query_pairs};
-use crate::edges::wire::{CreateResponse, InputMode, LeadInput, ListResponse, parse_json};
+use crate::edges::wire::{
+    BatchCreateInput, BatchCreateResponse, BatchCreated, BatchDeleteInput, BatchError,
+    BatchItemResult, BatchResult, BatchUpdateInput, CreateResponse, InputMode, LeadInput,
+    ListResponse, from_value, parse_json,
+};
 use crate::error::{Error, Result};
 use crate::services::leads::{DEFAULT_LIMIT, ListRequest, MAX_LIMIT};
+use crate::services::writes::{EventMode, PushKind};
 
 /// `POST /leads`
 pub async fn create(
@@ -20,15 +26,34 @@ pub async fn create(
     RawBody(body): RawBody,
 ) -> Result<Response> {
     let changes = parse_json::<LeadInput>(&body)?.into_changes(InputMode::Create)?;
-    let created = s.app.leads.create(&t, &changes).await?;
-    let resp = CreateResponse {
-        id: created.lead.id,
-        message: "Lead created successfully".into(),
-        created_at: created.lead.created_at,
-        duplicate: None,
-        potential_duplicate_id: None,
-    };
-    Ok((StatusCode::CREATED, Json(resp)).into_response())
+    let out = s.app.leads.push(&t, &changes, EventMode::Single).await?;
+    Ok(match out.kind {
+        PushKind::Merged { matched } => {
+            let resp = CreateResponse {
+                id: out.lead.id,
+                message: "Duplicate detected, existing lead updated".into(),
+                created_at: out.lead.created_at,
+                duplicate: Some(true),
+                potential_duplicate_id: None,
+                matched: Some(matched),
+            };
+            (StatusCode::OK, Json(resp)).into_response()
+        }
+        PushKind::Created {
+            potential_duplicate_id,
+            hint,
+        } => {
+            let resp = CreateResponse {
+                id: out.lead.id,
+                message: "Lead created successfully".into(),
+                created_at: out.lead.created_at,
+                duplicate: None,
+                potential_duplicate_id,
+                matched: hint,
+            };
+            (StatusCode::CREATED, Json(resp)).into_response()
+        }
+    })
 }
 
 /// `GET /leads/{id}`
@@ -105,4 +130,190 @@ pub async fn list(State(s): State<AppState>, Auth(t): Auth, uri: Uri) -> Result<
         count,
     })
     .into_response())
+}
+
+fn check_batch_size(t: &crate::domain::account::Tenant, n: usize, what: &str) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid(format!(
+            "{what}: at least one item is required"
+        )));
+    }
+    if n > t.limits.max_batch as usize {
+        return Err(Error::invalid(format!(
+            "{what}: {n} items exceed the {} plan's batch limit of {}; nothing was written",
+            t.plan, t.limits.max_batch
+        )));
+    }
+    Ok(())
+}
+
+fn new_group(s: &AppState) -> String {
+    s.app.deps.ids.random().to_string()
+}
+
+/// `POST /leads/batch`: each item is pushed with deduplication (also against earlier items of
+/// the same batch); 201 when all succeed, 207 with per-index errors otherwise.
+pub async fn batch_create(
+    State(s): State<AppState>,
+    Auth(t): Auth,
+    RawBody(body): RawBody,
+) -> Result<Response> {
+    let input: BatchCreateInput = parse_json(&body)?;
+    check_batch_size(&t, input.leads.len(), "leads")?;
+    let group = new_group(&s);
+    let total = input.leads.len();
+    let mut created = Vec::new();
+    let mut errors = Vec::new();
+    let (mut new_ids, mut merged_ids) = (Vec::new(), Vec::new());
+    for (index, item) in input.leads.into_iter().enumerate() {
+        let changes =
+            match from_value::<LeadInput>(item).and_then(|i| i.into_changes(InputMode::Create)) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(BatchError {
+                        index,
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+        match s
+            .app
+            .leads
+            .push(&t, &changes, EventMode::Member(&group))
+            .await
+        {
+            Ok(out) => {
+                let (duplicate, potential_duplicate_id, matched) = match out.kind {
+                    PushKind::Merged { matched } => {
+                        merged_ids.push(out.lead.id.clone());
+                        (Some(true), None, Some(matched))
+                    }
+                    PushKind::Created {
+                        potential_duplicate_id,
+                        hint,
+                    } => {
+                        new_ids.push(out.lead.id.clone());
+                        (None, potential_duplicate_id, hint)
+                    }
+                };
+                created.push(BatchCreated {
+                    index,
+                    id: out.lead.id,
+                    created_at: out.lead.created_at,
+                    duplicate,
+                    potential_duplicate_id,
+                    matched,
+                });
+            }
+            Err(e @ (Error::Internal(_) | Error::Unavailable(_))) if created.is_empty() => {
+                return Err(e);
+            }
+            Err(e) => errors.push(BatchError {
+                index,
+                message: e.to_string(),
+            }),
+        }
+    }
+    s.app
+        .leads
+        .finish_group(&t, &group, names::LEADS_CREATED, &new_ids)
+        .await?;
+    s.app
+        .leads
+        .finish_group(&t, &group, names::LEADS_UPDATED, &merged_ids)
+        .await?;
+    let status = if errors.is_empty() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let resp = BatchCreateResponse {
+        success: created.len(),
+        failed: errors.len(),
+        total,
+        created,
+        errors,
+    };
+    Ok((status, Json(resp)).into_response())
+}
+
+fn batch_result(results: Vec<BatchItemResult>) -> Response {
+    let success = results.iter().filter(|r| r.success).count();
+    Json(BatchResult {
+        total: results.len(),
+        failed: results.len() - success,
+        success,
+        results,
+    })
+    .into_response()
+}
+
+/// `PUT /leads/batch`: the same partial update applied to each id.
+pub async fn batch_update(
+    State(s): State<AppState>,
+    Auth(t): Auth,
+    RawBody(body): RawBody,
+) -> Result<Response> {
+    let input: BatchUpdateInput = parse_json(&body)?;
+    check_batch_size(&t, input.ids.len(), "ids")?;
+    let changes = input.data.into_changes(InputMode::Update)?;
+    let group = new_group(&s);
+    let mut results = Vec::with_capacity(input.ids.len());
+    let mut ok_ids = Vec::new();
+    for (index, id) in input.ids.into_iter().enumerate() {
+        let r = s
+            .app
+            .leads
+            .update_with(&t, &id, &changes, EventMode::Member(&group))
+            .await;
+        if r.is_ok() {
+            ok_ids.push(id.clone());
+        }
+        results.push(BatchItemResult {
+            index,
+            id,
+            success: r.is_ok(),
+            message: r.err().map(|e| e.to_string()),
+        });
+    }
+    s.app
+        .leads
+        .finish_group(&t, &group, names::LEADS_UPDATED, &ok_ids)
+        .await?;
+    Ok(batch_result(results))
+}
+
+/// `DELETE /leads/batch`.
+pub async fn batch_delete(
+    State(s): State<AppState>,
+    Auth(t): Auth,
+    RawBody(body): RawBody,
+) -> Result<Response> {
+    let input: BatchDeleteInput = parse_json(&body)?;
+    check_batch_size(&t, input.ids.len(), "ids")?;
+    let group = new_group(&s);
+    let mut results = Vec::with_capacity(input.ids.len());
+    let mut ok_ids = Vec::new();
+    for (index, id) in input.ids.into_iter().enumerate() {
+        let r = s
+            .app
+            .leads
+            .delete_with(&t, &id, EventMode::Member(&group))
+            .await;
+        if r.is_ok() {
+            ok_ids.push(id.clone());
+        }
+        results.push(BatchItemResult {
+            index,
+            id,
+            success: r.is_ok(),
+            message: r.err().map(|e| e.to_string()),
+        });
+    }
+    s.app
+        .leads
+        .finish_group(&t, &group, names::LEADS_DELETED, &ok_ids)
+        .await?;
+    Ok(batch_result(results))
 }

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod leads;
 
 use std::sync::Arc;
@@ -43,6 +44,12 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
         api = api
             .route("/leads", get(leads::list).post(leads::create))
             .route(
+                "/leads/batch",
+                axum::routing::post(leads::batch_create)
+                    .put(leads::batch_update)
+                    .delete(leads::batch_delete),
+            )
+            .route(
                 "/leads/{id}",
                 get(leads::get)
                     .put(leads::update)
@@ -50,6 +57,10 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
                     .delete(leads::delete),
             );
     }
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::guard,
+    ));
     Router::new()
         .route(
             "/health",

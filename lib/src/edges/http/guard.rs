@@ -1,0 +1,163 @@
+//! The guard in front of every API route: authenticate, count the request against the key's
+//! rate limit, and honour `Idempotency-Key` — all before the handler can cause a side effect.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+
+use crate::edges::http::AppState;
+use crate::edges::http::extract::presented_key;
+use crate::error::Error;
+use crate::services::limits::{IdemStart, RateState};
+
+/// Header carrying the idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Header set on a replayed response.
+pub const IDEMPOTENCY_REPLAYED: &str = "idempotency-replayed";
+
+fn with_rate_headers(mut resp: Response, rate: Option<RateState>) -> Response {
+    if let Some(r) = rate {
+        let h = resp.headers_mut();
+        h.insert(
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(r.limit),
+        );
+        h.insert(
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(r.remaining),
+        );
+    }
+    resp
+}
+
+/// The middleware; see the module documentation.
+pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let key = match presented_key(&parts).filter(|k| !k.is_empty()) {
+        Some(k) => k.to_string(),
+        None => {
+            return Error::Unauthenticated(
+                "Missing API key: send it in the X-API-Key header".into(),
+            )
+            .into_response();
+        }
+    };
+    let tenant = match s.app.accounts.authenticate(&key).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let rate = match s.app.limits.check_rate(&tenant).await {
+        Ok(r) => r,
+        Err(e) => {
+            let limit = tenant.limits.requests_per_window.map(|limit| RateState {
+                limit,
+                remaining: 0,
+            });
+            return with_rate_headers(e.into_response(), limit);
+        }
+    };
+    let idem = parts
+        .headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
+    let mutating = matches!(
+        parts.method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let account_id = tenant.account_id.clone();
+    parts.extensions.insert(tenant);
+    let resp = match idem.filter(|_| mutating) {
+        None => next.run(Request::from_parts(parts, body)).await,
+        Some(idem_key) => match idempotent(&s, &account_id, &idem_key, parts, body, next).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
+    };
+    with_rate_headers(resp, rate)
+}
+
+async fn idempotent(
+    s: &AppState,
+    account_id: &str,
+    idem_key: &str,
+    parts: axum::http::request::Parts,
+    body: Body,
+    next: Next,
+) -> Result<Response, Error> {
+    let limit = s.app.max_body_bytes;
+    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Error::TooLarge(format!(
+                "request body is larger than {limit} bytes"
+            )));
+        }
+        Err(e) => {
+            return Err(Error::invalid(format!(
+                "could not read the request body: {e}"
+            )));
+        }
+    };
+    let mut h = Sha256::new();
+    h.update(parts.method.as_str().as_bytes());
+    h.update([0]);
+    h.update(parts.uri.path().as_bytes());
+    h.update([0]);
+    h.update(parts.uri.query().unwrap_or("").as_bytes());
+    h.update([0]);
+    h.update(&bytes);
+    let fp = hex::encode(h.finalize());
+    let ticket = match s.app.limits.idem_begin(account_id, idem_key, &fp).await? {
+        IdemStart::Replay {
+            status,
+            content_type,
+            body,
+        } => {
+            let mut resp = Response::new(Body::from(body));
+            *resp.status_mut() =
+                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+            if let Ok(ct) = HeaderValue::from_str(&content_type)
+                && !content_type.is_empty()
+            {
+                resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            resp.headers_mut().insert(
+                HeaderName::from_static(IDEMPOTENCY_REPLAYED),
+                HeaderValue::from_static("true"),
+            );
+            return Ok(resp);
+        }
+        IdemStart::Fresh(t) => t,
+    };
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let (rparts, rbody) = resp.into_parts();
+    let rbytes = rbody
+        .collect()
+        .await
+        .map_err(|e| Error::internal(format!("buffering the response: {e}")))?
+        .to_bytes();
+    let status = rparts.status.as_u16();
+    if rparts.status.is_server_error() {
+        // The request may be retried with the same key: release it.
+        if let Err(e) = s.app.limits.idem_abandon(ticket).await {
+            tracing::warn!(error = %e, "could not release an idempotency key");
+        }
+    } else {
+        let ct = rparts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        s.app
+            .limits
+            .idem_complete(ticket, status, ct, &rbytes)
+            .await?;
+    }
+    Ok(Response::from_parts(rparts, Body::from(rbytes)))
+}
