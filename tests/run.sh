@@ -65,6 +65,8 @@ passed=$((passed + cp)); failed=$((failed + cf))
 if ! grep -qE '^test result:' "$LOGDIR/cargo-test.log"; then fail_step "cargo test produced no results"; fi
 
 KLOZEO=$ROOT/target/debug/klozeo
+# The built-in plans plus "burst" (3 requests per 3 s) for the SDKs' 429 handling.
+export KLOZEO_PLANS_FILE=$ROOT/tests/plans.json
 
 run_python_suite() { # label, extra serve args...
   local label=$1; shift
@@ -78,7 +80,8 @@ run_python_suite() { # label, extra serve args...
   local k1 k2
   k1=$("$KLOZEO" account create --email "py1-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
   k2=$("$KLOZEO" account create --email "py2-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
-  KLOZEO_BASE_URL="http://127.0.0.1:$port/api/v1" KLOZEO_API_KEY=$k1 KLOZEO_API_KEY_2=$k2 \
+  k3=$("$KLOZEO" account create --email "py3-$label@example.com" --plan burst --data-dir "$data" "$@" | tail -n 1)
+  KLOZEO_BASE_URL="http://127.0.0.1:$port/api/v1" KLOZEO_API_KEY=$k1 KLOZEO_API_KEY_2=$k2 KLOZEO_API_KEY_BURST=$k3 \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk_python \
     --junitxml="$LOGDIR/pytest-$label.xml" 2>&1 | tail -n 25
   count_junit "$LOGDIR/pytest-$label.xml" "Python SDK ($label)"

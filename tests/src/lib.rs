@@ -98,6 +98,9 @@ pub fn test_plans() -> Plans {
     v["leads100"] = serde_json::json!({
         "max_leads": 100, "requests_per_window": null, "window_secs": 600, "max_batch": 100
     });
+    v["burst"] = serde_json::json!({
+        "max_leads": null, "requests_per_window": 3, "window_secs": 3, "max_batch": 100
+    });
     Plans::from_json(&v.to_string()).expect("test plans")
 }
 

@@ -98,8 +98,8 @@ impl LimitService {
         let Some(limit) = t.limits.requests_per_window else {
             return Ok(None);
         };
-        let window = t.limits.window_secs.max(BUCKETS_PER_WINDOW) as i64;
-        let bucket = window / BUCKETS_PER_WINDOW as i64;
+        let window = t.limits.window_secs.max(1) as i64;
+        let bucket = (window / BUCKETS_PER_WINDOW as i64).max(1);
         let key = rate_key(&t.key_id);
         for _ in 0..8 {
             let now = self.deps.clock.now_secs();
