@@ -172,6 +172,32 @@ pub fn name_city_key(account_id: &str, name_fold: &str, city_fold: &str, lead_id
     )
 }
 
+/// Key of a note, under its lead so a lead's notes list in one query (newest last).
+pub fn note_key(account_id: &str, lead_id: &str, note_id: &str) -> Key {
+    Key::new(
+        tenant_pk(account_id),
+        format!("{}{note_id}", note_prefix(lead_id)),
+    )
+}
+
+/// Sort-key prefix of one lead's notes.
+pub fn note_prefix(lead_id: &str) -> String {
+    format!("N#{lead_id}#")
+}
+
+/// Key of the item that resolves a note id to its lead (`PUT /notes/{id}` has no lead id).
+pub fn note_pointer_key(account_id: &str, note_id: &str) -> Key {
+    Key::new(tenant_pk(account_id), format!("NP#{note_id}"))
+}
+
+/// Key of a scoring rule.
+pub fn rule_key(account_id: &str, rule_id: &str) -> Key {
+    Key::new(tenant_pk(account_id), format!("{RULE_PREFIX}{rule_id}"))
+}
+
+/// Sort-key prefix of an account's scoring rules.
+pub const RULE_PREFIX: &str = "R#";
+
 /// Keeps key components well under DynamoDB's 1 KB sort-key limit: long values are hashed.
 fn bounded(v: &str) -> String {
     use sha2::Digest;

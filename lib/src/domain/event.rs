@@ -10,6 +10,16 @@ pub mod names {
     pub const LEAD_UPDATED: &str = "lead.updated";
     /// A lead was deleted.
     pub const LEAD_DELETED: &str = "lead.deleted";
+    /// A lead's score changed (`{id, score}`).
+    pub const LEAD_SCORED: &str = "lead.scored";
+    /// Scores changed after a rule change (`{leads: [{id, score}], count}`).
+    pub const LEADS_SCORED: &str = "leads.scored";
+    /// A note was added.
+    pub const NOTE_CREATED: &str = "note.created";
+    /// A note was edited.
+    pub const NOTE_UPDATED: &str = "note.updated";
+    /// A note was deleted.
+    pub const NOTE_DELETED: &str = "note.deleted";
     /// Leads were created by one batch request (`{ids, count}`).
     pub const LEADS_CREATED: &str = "leads.created";
     /// Leads were updated by one batch request (`{ids, count}`).

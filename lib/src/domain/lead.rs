@@ -359,6 +359,8 @@ pub struct LeadChanges {
     pub status: Option<Status>,
     /// Attributes to upsert by name.
     pub attributes: Vec<AttributeSpec>,
+    /// Attribute names to remove.
+    pub remove_attributes: Vec<String>,
 }
 
 impl LeadChanges {
@@ -545,6 +547,8 @@ impl Lead {
         for spec in &c.attributes {
             self.upsert_attribute(spec, new_attr_id);
         }
+        self.attributes
+            .retain(|a| !c.remove_attributes.contains(&a.name));
         if self.attributes.len() > MAX_ATTRIBUTES {
             return Err(Error::invalid(format!(
                 "attributes: more than {MAX_ATTRIBUTES} attributes on one lead"

@@ -6,6 +6,8 @@ pub mod dedup;
 pub mod event;
 pub mod filter;
 pub mod lead;
+pub mod note;
 pub mod patch;
 pub mod query;
+pub mod rule;
 pub mod scoring;

@@ -1,6 +1,7 @@
 //! Use cases. Services speak domain types and the ports; they never see HTTP or AWS.
 
 pub mod accounts;
+pub mod enrich;
 pub mod leads;
 pub mod limits;
 pub mod plan;

@@ -15,6 +15,7 @@ use crate::domain::lead::{Lead, LeadChanges, TextField};
 use crate::error::{Error, Result};
 use crate::ports::{Cond, Item, Key, QueryReq, SkCond, StoreError, Table, WriteOp};
 use crate::schema;
+use crate::services::enrich::score_of;
 use crate::services::leads::LeadService;
 use crate::services::{from_body, to_body};
 
@@ -93,6 +94,7 @@ fn merge_changes(c: &LeadChanges) -> LeadChanges {
         tags: c.tags.clone().filter(|t| !t.is_empty()),
         status: c.status,
         attributes: c.attributes.clone(),
+        remove_attributes: Vec::new(),
     }
 }
 
@@ -390,7 +392,7 @@ impl LeadService {
         })
     }
 
-    /// Creates a lead without looking for duplicates (the plan limit still applies).
+    /// Creates a lead or merges it into its duplicate: [`LeadService::push`] with single events.
     pub async fn create(&self, t: &Tenant, changes: &LeadChanges) -> Result<PushOutcome> {
         self.push(t, changes, EventMode::Single).await
     }
@@ -398,12 +400,13 @@ impl LeadService {
     async fn insert(&self, t: &Tenant, changes: &LeadChanges, mode: EventMode<'_>) -> Result<Lead> {
         let now_ms = self.deps.clock.now_ms();
         let id = format!("cl_{}", self.deps.ids.time_ordered(now_ms));
-        let lead = Lead::create(
+        let mut lead = Lead::create(
             id,
             changes,
             now_ms.div_euclid(1000),
             &mut self.new_attr_id(),
         )?;
+        lead.score = score_of(&self.compiled_rules(t).await?, &lead);
         let (event, group) = match mode {
             EventMode::Single => (names::LEAD_CREATED, None),
             EventMode::Member(g) => (names::LEADS_CREATED, Some(g)),
@@ -485,6 +488,8 @@ impl LeadService {
         lead.last_interaction_at = now;
         if changed {
             lead.updated_at = now;
+            // The score follows the values it is computed from, in the same write.
+            lead.score = score_of(&self.compiled_rules(t).await?, &lead);
         }
         let mut ops = vec![WriteOp::Put {
             table: Table::Leads,
@@ -560,7 +565,23 @@ impl LeadService {
                     .await?,
             );
             match self.deps.store.transact(ops).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // Notes of a deleted lead are unreachable (every note route checks its
+                    // lead), so removing them after the delete cannot expose anything.
+                    let keys = self.note_cleanup(t, id).await?;
+                    for chunk in keys.chunks(90) {
+                        let ops = chunk
+                            .iter()
+                            .map(|k| WriteOp::Delete {
+                                table: Table::Leads,
+                                key: k.clone(),
+                                cond: Cond::Always,
+                            })
+                            .collect();
+                        self.deps.store.transact(ops).await?;
+                    }
+                    return Ok(());
+                }
                 Err(StoreError::ConditionFailed(_)) => self.backoff(attempt).await,
                 Err(e) => return Err(e.into()),
             }
@@ -585,6 +606,24 @@ impl LeadService {
         if ids.is_empty() {
             return Ok(());
         }
+        self.finish_group_with(
+            t,
+            group,
+            event,
+            serde_json::json!({ "ids": ids, "count": ids.len() }),
+        )
+        .await
+    }
+
+    /// [`LeadService::finish_group`] with an explicit grouped payload.
+    pub async fn finish_group_with(
+        &self,
+        t: &Tenant,
+        group: &str,
+        event: &str,
+        data: serde_json::Value,
+    ) -> Result<()> {
+        let expected = data["count"].as_u64().unwrap_or(0) as u32;
         let page = self
             .deps
             .store
@@ -595,7 +634,7 @@ impl LeadService {
                 sk: SkCond::BeginsWith("E#".into()),
                 start_after: None,
                 descending: true,
-                limit: (ids.len() as u32 * 2 + 50).min(2000),
+                limit: (expected * 2 + 50).min(2000),
             })
             .await?;
         let members: Vec<Key> = page
@@ -607,12 +646,7 @@ impl LeadService {
             })
             .map(|i| i.key.clone())
             .collect();
-        let grouped = self.deps.outbox_event(
-            &t.account_id,
-            event,
-            serde_json::json!({ "ids": ids, "count": ids.len() }),
-            None,
-        )?;
+        let grouped = self.deps.outbox_event(&t.account_id, event, data, None)?;
         let mut first = vec![grouped.1];
         let mut chunks = members.chunks(90);
         if let Some(c) = chunks.next() {

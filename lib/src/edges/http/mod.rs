@@ -1,5 +1,6 @@
 //! The HTTP edge: one axum router serves the Lambda functions and `klozeo serve` alike.
 
+pub mod enrich;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -34,6 +35,12 @@ pub enum Routes {
     All,
     /// The leads routes.
     Leads,
+    /// The notes routes.
+    Notes,
+    /// The attributes routes.
+    Attributes,
+    /// The scoring routes (rules, rescoring, explanations).
+    Scoring,
 }
 
 /// Builds the router for `routes`.
@@ -56,6 +63,47 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
                     .patch(leads::update)
                     .delete(leads::delete),
             );
+    }
+    if matches!(routes, Routes::All | Routes::Notes) {
+        use axum::routing::put;
+        api = api
+            .route(
+                "/leads/{id}/notes",
+                get(enrich::list_notes).post(enrich::create_note),
+            )
+            .route(
+                "/notes/{note_id}",
+                put(enrich::update_note).delete(enrich::delete_note),
+            );
+    }
+    if matches!(routes, Routes::All | Routes::Attributes) {
+        use axum::routing::put;
+        api = api
+            .route(
+                "/leads/{id}/attributes",
+                get(enrich::list_attributes).post(enrich::create_attribute),
+            )
+            .route(
+                "/leads/{id}/attributes/{attr_id}",
+                put(enrich::update_attribute).delete(enrich::delete_attribute),
+            );
+    }
+    if matches!(routes, Routes::All | Routes::Scoring) {
+        use axum::routing::post;
+        api = api
+            .route(
+                "/scoring-rules",
+                get(enrich::list_rules).post(enrich::create_rule),
+            )
+            .route(
+                "/scoring-rules/{id}",
+                get(enrich::get_rule)
+                    .put(enrich::update_rule)
+                    .delete(enrich::delete_rule),
+            )
+            .route("/leads/{id}/score", post(enrich::rescore_one))
+            .route("/leads/score/batch", post(enrich::rescore_all))
+            .route("/leads/{id}/score/explain", get(enrich::explain));
     }
     let api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),

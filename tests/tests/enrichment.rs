@@ -1,0 +1,446 @@
+//! Notes, typed attributes and scoring over real HTTP on every backend: CRUD, isolation,
+//! validation, and scores that stay current when leads, attributes or rules change.
+#![allow(clippy::unwrap_used)]
+
+use klozeo_tests::{TestServer, backends};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Api {
+    c: Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn new(s: &TestServer) -> Api {
+        Api {
+            c: Client::new(),
+            base: s.base_url.clone(),
+            key: s.account("unlimited").await,
+        }
+    }
+
+    async fn call(&self, m: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut r = self
+            .c
+            .request(m, format!("{}{}", self.base, path))
+            .header("X-API-Key", &self.key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let st = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            st,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
+    }
+
+    async fn lead(&self, body: Value) -> String {
+        let (st, v) = self.call(Method::POST, "/leads", Some(body)).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn score(&self, id: &str) -> f64 {
+        self.call(Method::GET, &format!("/leads/{id}"), None)
+            .await
+            .1["score"]
+            .as_f64()
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let api = Api::new(&s).await;
+        let other = Api::new(&s).await;
+        let id = api.lead(json!({"name": "N", "source": "s"})).await;
+        let (st, n1) = api
+            .call(
+                Method::POST,
+                &format!("/leads/{id}/notes"),
+                Some(json!({"content": "first"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b:?} {n1}");
+        assert!(n1["id"].as_str().unwrap().starts_with("note_"));
+        assert_eq!(n1["lead_id"], json!(id));
+        assert!(n1["created_at"].is_i64() && n1["updated_at"].is_i64());
+        let (_, n2) = api
+            .call(
+                Method::POST,
+                &format!("/leads/{id}/notes"),
+                Some(json!({"content": "second"})),
+            )
+            .await;
+        let (st, list) = api
+            .call(Method::GET, &format!("/leads/{id}/notes"), None)
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let contents: Vec<&str> = list["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["content"].as_str().unwrap())
+            .collect();
+        assert_eq!(contents, ["second", "first"], "newest first");
+        s.clock.advance_secs(10);
+        let (st, edited) = api
+            .call(
+                Method::PUT,
+                &format!("/notes/{}", n1["id"].as_str().unwrap()),
+                Some(json!({"content": "edited"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(edited["content"], "edited");
+        assert_eq!(
+            edited["updated_at"].as_i64().unwrap(),
+            n1["updated_at"].as_i64().unwrap() + 10
+        );
+        for bad in [
+            json!({"content": "   "}),
+            json!({}),
+            json!({"content": "x".repeat(65 * 1024)}),
+        ] {
+            let (st, v) = api
+                .call(Method::POST, &format!("/leads/{id}/notes"), Some(bad))
+                .await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+        }
+        // Another account sees neither the lead's notes nor the note.
+        let nid = n2["id"].as_str().unwrap();
+        assert_eq!(
+            other
+                .call(Method::GET, &format!("/leads/{id}/notes"), None)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            other
+                .call(
+                    Method::PUT,
+                    &format!("/notes/{nid}"),
+                    Some(json!({"content": "x"}))
+                )
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            other
+                .call(Method::DELETE, &format!("/notes/{nid}"), None)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            other
+                .call(
+                    Method::POST,
+                    &format!("/leads/{id}/notes"),
+                    Some(json!({"content": "x"}))
+                )
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        let (st, _) = api
+            .call(Method::DELETE, &format!("/notes/{nid}"), None)
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert_eq!(
+            api.call(
+                Method::PUT,
+                &format!("/notes/{nid}"),
+                Some(json!({"content": "x"}))
+            )
+            .await
+            .0,
+            StatusCode::NOT_FOUND
+        );
+        // Deleting the lead deletes its notes.
+        api.call(Method::DELETE, &format!("/leads/{id}"), None)
+            .await;
+        let n1id = n1["id"].as_str().unwrap();
+        assert_eq!(
+            api.call(
+                Method::PUT,
+                &format!("/notes/{n1id}"),
+                Some(json!({"content": "x"}))
+            )
+            .await
+            .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            api.call(Method::GET, &format!("/leads/{id}/notes"), None)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_crud_with_types_and_both_update_bodies() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let api = Api::new(&s).await;
+        let id = api.lead(json!({"name": "A", "source": "s"})).await;
+        let path = format!("/leads/{id}/attributes");
+        let (st, a) = api
+            .call(
+                Method::POST,
+                &path,
+                Some(json!({"name": "cuisine", "type": "text", "value": "Italian"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b:?} {a}");
+        assert_eq!(a["name"], "cuisine");
+        let aid = a["id"].as_str().unwrap().to_string();
+        let (st, again) = api
+            .call(
+                Method::POST,
+                &path,
+                Some(json!({"name": "cuisine", "type": "text", "value": "Greek"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "replacing by name answers 200");
+        assert_eq!(again["id"], json!(aid));
+        for (ty, value) in [
+            ("number", json!(500.0)),
+            ("bool", json!(true)),
+            ("list", json!(["a", "b"])),
+            ("object", json!({"k": 1})),
+        ] {
+            let (st, v) = api
+                .call(
+                    Method::POST,
+                    &path,
+                    Some(json!({"name": format!("a_{ty}"), "type": ty, "value": value})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{ty} {v}");
+        }
+        for bad in [
+            json!({"name": "n", "type": "number", "value": "500"}),
+            json!({"name": "l", "type": "list", "value": [1]}),
+            json!({"name": "bad name!", "type": "text", "value": "x"}),
+            json!({"name": "x".repeat(65), "type": "text", "value": "x"}),
+            json!({"name": "t", "type": "colour", "value": "x"}),
+        ] {
+            let (st, v) = api.call(Method::POST, &path, Some(bad)).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+        }
+        // Raw value (the Python SDK) and {"value": ...} (the docs).
+        let (st, v) = api
+            .call(
+                Method::PUT,
+                &format!("{path}/{aid}"),
+                Some(json!("Mediterranean")),
+            )
+            .await;
+        assert_eq!(
+            (st, v["value"].clone()),
+            (StatusCode::OK, json!("Mediterranean"))
+        );
+        let (st, v) = api
+            .call(
+                Method::PUT,
+                &format!("{path}/{aid}"),
+                Some(json!({"value": "French"})),
+            )
+            .await;
+        assert_eq!((st, v["value"].clone()), (StatusCode::OK, json!("French")));
+        let (st, _) = api
+            .call(Method::PUT, &format!("{path}/{aid}"), Some(json!(12)))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "the value must fit the type");
+        let (_, list) = api.call(Method::GET, &path, None).await;
+        assert_eq!(list["attributes"].as_array().unwrap().len(), 5);
+        let (_, lead) = api.call(Method::GET, &format!("/leads/{id}"), None).await;
+        assert_eq!(
+            lead["attributes"], list["attributes"],
+            "lead responses embed attributes with ids"
+        );
+        let (st, _) = api
+            .call(Method::DELETE, &format!("{path}/{aid}"), None)
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert_eq!(
+            api.call(Method::DELETE, &format!("{path}/{aid}"), None)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        let (_, list) = api.call(Method::GET, &path, None).await;
+        assert_eq!(list["attributes"].as_array().unwrap().len(), 4);
+        let other = Api::new(&s).await;
+        assert_eq!(
+            other.call(Method::GET, &path, None).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_rules_crud_and_scores_stay_current() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let api = Api::new(&s).await;
+        let id = api
+            .lead(json!({"name": "S", "source": "s", "rating": 4.5, "city": "Paris"}))
+            .await;
+        assert_eq!(api.score(&id).await, 0.0);
+        let (st, r1) = api
+            .call(
+                Method::POST,
+                "/scoring-rules",
+                Some(json!({"name": "rating", "expression": "rating * 10"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b:?} {r1}");
+        assert_eq!(
+            (r1["priority"].clone(), r1["weight"].clone()),
+            (json!(0), json!(1.0))
+        );
+        assert!(r1["created_at"].is_i64());
+        assert_eq!(
+            api.score(&id).await,
+            45.0,
+            "{b:?}: a rule change rescores existing leads"
+        );
+        let (st, r2) = api
+            .call(Method::POST, "/scoring-rules", Some(json!({"name": "paris", "expression": "city == \"PARIS\" ? 30 : 0", "weight": 0.5, "priority": 5})))
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_eq!(api.score(&id).await, 60.0);
+        let (_, rules) = api.call(Method::GET, "/scoring-rules", None).await;
+        let names: Vec<&str> = rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["paris", "rating"], "highest priority first");
+        // Changing the lead rescores it in the same write; the clamp holds at 100.
+        let (_, updated) = api
+            .call(
+                Method::PUT,
+                &format!("/leads/{id}"),
+                Some(json!({"rating": 9.0})),
+            )
+            .await;
+        assert_eq!(updated["score"], json!(100.0));
+        let (_, updated) = api
+            .call(
+                Method::PUT,
+                &format!("/leads/{id}"),
+                Some(json!({"rating": 1.0, "city": "Lyon"})),
+            )
+            .await;
+        assert_eq!(updated["score"], json!(10.0));
+        // New leads are scored on create.
+        let id2 = api
+            .lead(json!({"name": "T", "source": "s", "rating": 2.0, "city": "paris"}))
+            .await;
+        assert_eq!(api.score(&id2).await, 35.0);
+        // Attributes in rules, and attribute changes rescore.
+        let r2id = r2["id"].as_str().unwrap();
+        let (st, _) = api
+            .call(
+                Method::PUT,
+                &format!("/scoring-rules/{r2id}"),
+                Some(json!({"expression": "attr_employees > 100 ? 40 : 0"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(api.score(&id2).await, 20.0);
+        api.call(
+            Method::POST,
+            &format!("/leads/{id2}/attributes"),
+            Some(json!({"name": "employees", "type": "number", "value": 500})),
+        )
+        .await;
+        assert_eq!(api.score(&id2).await, 40.0);
+        // Explain lists each rule's value, weight and contribution.
+        let (st, ex) = api
+            .call(Method::GET, &format!("/leads/{id2}/score/explain"), None)
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(ex["score"], json!(40.0));
+        let parts: Vec<(f64, f64, f64)> = ex["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["value"].as_f64().unwrap(),
+                    r["weight"].as_f64().unwrap(),
+                    r["contribution"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(parts, [(40.0, 0.5, 20.0), (20.0, 1.0, 20.0)]);
+        // An invalid expression points at the problem and changes nothing.
+        let (st, v) = api
+            .call(
+                Method::POST,
+                "/scoring-rules",
+                Some(json!({"name": "bad", "expression": "rating * (2 +"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(v["message"].as_str().unwrap().contains("position"), "{v}");
+        // Deleting a rule rescores.
+        let (st, _) = api
+            .call(Method::DELETE, &format!("/scoring-rules/{r2id}"), None)
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert_eq!(api.score(&id2).await, 20.0);
+        assert_eq!(
+            api.call(Method::GET, &format!("/scoring-rules/{r2id}"), None)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        // Explicit rescoring endpoints (no body at all).
+        let r = api
+            .c
+            .post(format!("{}/leads/{id2}/score", api.base))
+            .header("X-API-Key", &api.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v, json!({"id": id2, "score": 20.0}));
+        let (st, v) = api.call(Method::POST, "/leads/score/batch", None).await;
+        assert_eq!((st, v["total"].clone()), (StatusCode::OK, json!(2)));
+        // Another account's rules are invisible.
+        let other = Api::new(&s).await;
+        let r1id = r1["id"].as_str().unwrap();
+        assert_eq!(
+            other
+                .call(Method::GET, &format!("/scoring-rules/{r1id}"), None)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            other.call(Method::GET, "/scoring-rules", None).await.1,
+            json!({"rules": []})
+        );
+    }
+}
