@@ -6,6 +6,8 @@ Environment:
     KLOZEO_API_KEY      API key of account 1. REQUIRED.
     KLOZEO_API_KEY_2    API key of a second account (tenant isolation). REQUIRED
                         by the tests that use it.
+    KLOZEO_API_KEY_BURST  API key of an account on the "burst" plan (3 requests per
+                        3 s, tests/plans.json). REQUIRED by the 429 tests.
     KLOZEO_MAX_RETRIES  optional, SDK retries on 429/5xx/network errors (default 0,
                         so a failing server fails fast instead of sleeping 1+2+4 s).
     KLOZEO_TIMEOUT      optional, per-request timeout in seconds (default 15).
@@ -137,3 +139,46 @@ def create_lead(client: Klozeo, cleanup) -> Callable[..., str]:
         return resp.id
 
     return _create
+
+
+# ---------------------------------------------------------------------------
+# rate-limited account ("burst" plan: 3 requests per 3 s)
+# ---------------------------------------------------------------------------
+
+# The burst plan's window, and how long to wait until a spent window is free again
+# (window + the server's 1 s bucket + slack).
+BURST_LIMIT = 3
+BURST_WINDOW_SECS = 3
+BURST_RESET_SECS = BURST_WINDOW_SECS + 1.5
+
+
+@pytest.fixture(scope="session")
+def api_key_burst(base_url: str) -> str:
+    return _require_env("KLOZEO_API_KEY_BURST")
+
+
+@pytest.fixture
+def make_burst_client(base_url: str, api_key_burst: str,
+                      client_kwargs: dict) -> Iterator[Callable[..., Klozeo]]:
+    """Factory: make_burst_client(max_retries=None) -> Klozeo for the burst account.
+
+    ``max_retries=None`` keeps the SDK's own default (3 retries that honour
+    ``Retry-After``). The fixture first waits until the account's window is free, so
+    one rate-limit test cannot leak its spent requests into the next one.
+    """
+    import time
+
+    time.sleep(BURST_RESET_SECS)
+    made: list[Klozeo] = []
+
+    def _make(max_retries: int | None = None) -> Klozeo:
+        kwargs: dict = {"timeout": client_kwargs["timeout"]}
+        if max_retries is not None:
+            kwargs["max_retries"] = max_retries
+        c = Klozeo(api_key=api_key_burst, base_url=base_url, **kwargs)
+        made.append(c)
+        return c
+
+    yield _make
+    for c in made:
+        c.close()
