@@ -10,10 +10,26 @@ use std::hint::black_box;
 
 fn decision(c: &mut Criterion) {
     let names = [
-        "Acme Corporation", "Zenith Labs", "Globex GmbH", "Initech LLC", "Umbrella Corp",
-        "Hooli", "Vandelay Industries", "Soylent Green Ltd", "Stark Industries", "Wayne Enterprises",
-        "Cyberdyne Systems", "Tyrell Corp", "Wonka Chocolate", "Oscorp", "Aperture Science",
-        "Black Mesa", "Massive Dynamic", "Pied Piper", "Dunder Mifflin", "Acme Corp Paris",
+        "Acme Corporation",
+        "Zenith Labs",
+        "Globex GmbH",
+        "Initech LLC",
+        "Umbrella Corp",
+        "Hooli",
+        "Vandelay Industries",
+        "Soylent Green Ltd",
+        "Stark Industries",
+        "Wayne Enterprises",
+        "Cyberdyne Systems",
+        "Tyrell Corp",
+        "Wonka Chocolate",
+        "Oscorp",
+        "Aperture Science",
+        "Black Mesa",
+        "Massive Dynamic",
+        "Pied Piper",
+        "Dunder Mifflin",
+        "Acme Corp Paris",
     ];
     let candidates: Vec<PhoneCandidate> = names
         .iter()
