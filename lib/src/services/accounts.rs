@@ -153,37 +153,30 @@ impl AccountService {
 
     /// Lists an account's keys (ids and prefixes only).
     pub async fn list_keys(&self, account_id: &str) -> Result<Vec<ApiKeyInfo>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .deps
-                .store
-                .query(&QueryReq {
-                    table: Table::Accounts,
-                    index: None,
-                    pk: schema::account_key(account_id).pk,
-                    sk: SkCond::BeginsWith(schema::API_KEY_LISTING_PREFIX.into()),
-                    start_after: start,
-                    descending: false,
-                    limit: 200,
-                })
-                .await?;
-            for item in &page.items {
+        let items = self
+            .deps
+            .query_all(QueryReq {
+                table: Table::Accounts,
+                index: None,
+                pk: schema::account_key(account_id).pk,
+                sk: SkCond::BeginsWith(schema::API_KEY_LISTING_PREFIX.into()),
+                start_after: None,
+                descending: false,
+                limit: 200,
+            })
+            .await?;
+        items
+            .iter()
+            .map(|item| {
                 let r: ApiKeyRecord = from_body(&item.body)?;
-                out.push(ApiKeyInfo {
+                Ok(ApiKeyInfo {
                     id: r.id,
                     prefix: r.prefix,
                     name: r.name,
                     created_at: r.created_at,
-                });
-            }
-            match page.last {
-                Some(p) => start = Some(p),
-                None => break,
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect()
     }
 
     /// Revokes one key of an account; another account's key id is a 404.

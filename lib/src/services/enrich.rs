@@ -510,30 +510,19 @@ impl LeadService {
     /// A lead's notes, newest first.
     pub async fn list_notes(&self, t: &Tenant, lead_id: &str) -> Result<Vec<Note>> {
         self.get(t, lead_id).await?;
-        let mut notes = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .deps
-                .store
-                .query(&QueryReq {
-                    table: Table::Leads,
-                    index: None,
-                    pk: schema::tenant_pk(&t.account_id),
-                    sk: SkCond::BeginsWith(schema::note_prefix(lead_id)),
-                    start_after: start,
-                    descending: true,
-                    limit: 500,
-                })
-                .await?;
-            for item in &page.items {
-                notes.push(from_body::<Note>(&item.body)?);
-            }
-            match page.last {
-                Some(p) => start = Some(p),
-                None => return Ok(notes),
-            }
-        }
+        let items = self
+            .deps
+            .query_all(QueryReq {
+                table: Table::Leads,
+                index: None,
+                pk: schema::tenant_pk(&t.account_id),
+                sk: SkCond::BeginsWith(schema::note_prefix(lead_id)),
+                start_after: None,
+                descending: true,
+                limit: 500,
+            })
+            .await?;
+        items.iter().map(|i| from_body::<Note>(&i.body)).collect()
     }
 
     async fn load_note(&self, t: &Tenant, note_id: &str) -> Result<(Note, u64, Key)> {
@@ -629,31 +618,24 @@ impl LeadService {
 
     /// The writes that remove a deleted lead's notes (note items and their pointers).
     pub(crate) async fn note_cleanup(&self, t: &Tenant, lead_id: &str) -> Result<Vec<Key>> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .deps
-                .store
-                .query(&QueryReq {
-                    table: Table::Leads,
-                    index: None,
-                    pk: schema::tenant_pk(&t.account_id),
-                    sk: SkCond::BeginsWith(schema::note_prefix(lead_id)),
-                    start_after: start,
-                    descending: false,
-                    limit: 500,
-                })
-                .await?;
-            for item in &page.items {
-                let note: Note = from_body(&item.body)?;
-                keys.push(item.key.clone());
-                keys.push(schema::note_pointer_key(&t.account_id, &note.id));
-            }
-            match page.last {
-                Some(p) => start = Some(p),
-                None => return Ok(keys),
-            }
+        let items = self
+            .deps
+            .query_all(QueryReq {
+                table: Table::Leads,
+                index: None,
+                pk: schema::tenant_pk(&t.account_id),
+                sk: SkCond::BeginsWith(schema::note_prefix(lead_id)),
+                start_after: None,
+                descending: false,
+                limit: 500,
+            })
+            .await?;
+        let mut keys = Vec::with_capacity(items.len() * 2);
+        for item in &items {
+            let note: Note = from_body(&item.body)?;
+            keys.push(item.key.clone());
+            keys.push(schema::note_pointer_key(&t.account_id, &note.id));
         }
+        Ok(keys)
     }
 }

@@ -29,6 +29,20 @@ pub struct Deps {
 }
 
 impl Deps {
+    /// Reads every item of a key range, page by page (for ranges known to be small: an
+    /// account's keys, a lead's notes).
+    pub async fn query_all(&self, mut req: crate::ports::QueryReq) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        loop {
+            let page = self.store.query(&req).await?;
+            out.extend(page.items);
+            match page.last {
+                Some(p) => req.start_after = Some(p),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// The outbox write that records `event` for `account_id` in the same transaction as the
     /// change it describes.
     pub fn outbox_put(

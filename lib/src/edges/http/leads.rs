@@ -249,24 +249,16 @@ fn batch_result(results: Vec<BatchItemResult>) -> Response {
     .into_response()
 }
 
-/// `PUT /leads/batch`: the same partial update applied to each id.
-pub async fn batch_update(
-    State(s): State<AppState>,
-    Auth(t): Auth,
-    RawBody(body): RawBody,
-) -> Result<Response> {
-    let input: BatchUpdateInput = parse_json(&body)?;
-    check_batch_size(&t, input.ids.len(), "ids")?;
-    let changes = input.data.into_changes(InputMode::Update)?;
-    let group = new_group(&s);
-    let mut results = Vec::with_capacity(input.ids.len());
+/// Runs `op` for each id in order and collects per-id results and the ids that succeeded.
+async fn for_each_id<F, Fut>(ids: Vec<String>, op: F) -> (Vec<BatchItemResult>, Vec<String>)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut results = Vec::with_capacity(ids.len());
     let mut ok_ids = Vec::new();
-    for (index, id) in input.ids.into_iter().enumerate() {
-        let r = s
-            .app
-            .leads
-            .update_with(&t, &id, &changes, EventMode::Member(&group))
-            .await;
+    for (index, id) in ids.into_iter().enumerate() {
+        let r = op(id.clone()).await;
         if r.is_ok() {
             ok_ids.push(id.clone());
         }
@@ -277,6 +269,30 @@ pub async fn batch_update(
             message: r.err().map(|e| e.to_string()),
         });
     }
+    (results, ok_ids)
+}
+
+/// `PUT /leads/batch`: the same partial update applied to each id.
+pub async fn batch_update(
+    State(s): State<AppState>,
+    Auth(t): Auth,
+    RawBody(body): RawBody,
+) -> Result<Response> {
+    let input: BatchUpdateInput = parse_json(&body)?;
+    check_batch_size(&t, input.ids.len(), "ids")?;
+    let changes = input.data.into_changes(InputMode::Update)?;
+    let group = new_group(&s);
+    let (results, ok_ids) = for_each_id(input.ids, |id| {
+        let (s, t, changes, group) = (&s, &t, &changes, &group);
+        async move {
+            s.app
+                .leads
+                .update_with(t, &id, changes, EventMode::Member(group))
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
     s.app
         .leads
         .finish_group(&t, &group, names::LEADS_UPDATED, &ok_ids)
@@ -293,24 +309,16 @@ pub async fn batch_delete(
     let input: BatchDeleteInput = parse_json(&body)?;
     check_batch_size(&t, input.ids.len(), "ids")?;
     let group = new_group(&s);
-    let mut results = Vec::with_capacity(input.ids.len());
-    let mut ok_ids = Vec::new();
-    for (index, id) in input.ids.into_iter().enumerate() {
-        let r = s
-            .app
-            .leads
-            .delete_with(&t, &id, EventMode::Member(&group))
-            .await;
-        if r.is_ok() {
-            ok_ids.push(id.clone());
+    let (results, ok_ids) = for_each_id(input.ids, |id| {
+        let (s, t, group) = (&s, &t, &group);
+        async move {
+            s.app
+                .leads
+                .delete_with(t, &id, EventMode::Member(group))
+                .await
         }
-        results.push(BatchItemResult {
-            index,
-            id,
-            success: r.is_ok(),
-            message: r.err().map(|e| e.to_string()),
-        });
-    }
+    })
+    .await;
     s.app
         .leads
         .finish_group(&t, &group, names::LEADS_DELETED, &ok_ids)
