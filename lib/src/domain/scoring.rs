@@ -4,7 +4,9 @@
 //! An expression is parsed once by [`Expr::parse`] into a compact, flat, straight-line bytecode
 //! (a slice of instructions of at most 16 bytes whose operands are either the evaluation stack or
 //! leaves such as a field, an attribute or a constant, plus pools of numbers, string literals and
-//! attribute names); constant sub-expressions are folded. [`Expr::eval`] then runs that bytecode
+//! attribute names); constant sub-expressions are folded, and the common shapes (`rating * 10`,
+//! `website ? 20 : 0`, `rating > 4 ? 30 : 0`, `city == "Paris"`, `tags == "vip"`) get dedicated
+//! instructions, so the example above is 3 instructions. [`Expr::eval`] then runs that bytecode
 //! against a [`Lead`] without allocating and without panicking, and [`score`] combines weighted
 //! rules into the 0–100 lead score (docs: "Lead Scoring").
 //!
@@ -149,6 +151,53 @@ impl Field {
         })
     }
 
+    /// Whether the field is always a number (so comparisons need no text handling).
+    fn is_numeric(self) -> bool {
+        matches!(
+            self,
+            Field::Rating
+                | Field::ReviewCount
+                | Field::Score
+                | Field::Latitude
+                | Field::Longitude
+                | Field::CreatedAt
+                | Field::UpdatedAt
+                | Field::LastInteractionAt
+        )
+    }
+
+    /// The field where a number is needed; the same as `self.get(l).num()`.
+    #[inline]
+    fn num(self, l: &Lead) -> f64 {
+        match self {
+            Field::Rating => l.rating.unwrap_or(0.0),
+            Field::ReviewCount => l.review_count.map_or(0.0, f64::from),
+            Field::Score => l.score,
+            Field::Latitude => l.latitude.unwrap_or(0.0),
+            Field::Longitude => l.longitude.unwrap_or(0.0),
+            Field::CreatedAt => l.created_at as f64,
+            Field::UpdatedAt => l.updated_at as f64,
+            Field::LastInteractionAt => l.last_interaction_at as f64,
+            Field::Name => truth(!l.name.is_empty()),
+            Field::Source => truth(!l.source.is_empty()),
+            Field::Status => 1.0,
+            Field::Tags => truth(!l.tags.is_empty()),
+            Field::Text(t) => truth(text_of(t, l).is_some_and(|s| !s.is_empty())),
+        }
+    }
+
+    /// The field's text, for the text fields.
+    #[inline]
+    fn text(self, l: &Lead) -> Option<&str> {
+        match self {
+            Field::Name => Some(&l.name),
+            Field::Source => Some(&l.source),
+            Field::Status => Some(l.status.as_str()),
+            Field::Text(t) => Some(text_of(t, l).unwrap_or("")),
+            _ => None,
+        }
+    }
+
     fn get(self, l: &Lead) -> Val<'_> {
         match self {
             Field::Rating => Val::Num(l.rating.unwrap_or(0.0)),
@@ -163,8 +212,27 @@ impl Field {
             Field::Source => Val::Text(&l.source),
             Field::Status => Val::Text(l.status.as_str()),
             Field::Tags => Val::Tags(&l.tags),
-            Field::Text(t) => Val::Text(l.text(t).unwrap_or("")),
+            Field::Text(t) => Val::Text(text_of(t, l).unwrap_or("")),
         }
+    }
+}
+
+/// [`Lead::text`], inlined here so a field read is a single jump.
+#[inline(always)]
+fn text_of(t: TextField, l: &Lead) -> Option<&str> {
+    match t {
+        TextField::Description => l.description.as_deref(),
+        TextField::Address => l.address.as_deref(),
+        TextField::City => l.city.as_deref(),
+        TextField::State => l.state.as_deref(),
+        TextField::Country => l.country.as_deref(),
+        TextField::PostalCode => l.postal_code.as_deref(),
+        TextField::Phone => l.phone.as_deref(),
+        TextField::Email => l.email.as_deref(),
+        TextField::Website => l.website.as_deref(),
+        TextField::Category => l.category.as_deref(),
+        TextField::SourceId => l.source_id.as_deref(),
+        TextField::LogoUrl => l.logo_url.as_deref(),
     }
 }
 
@@ -212,11 +280,49 @@ enum Op {
     Neg(Operand),
     /// Push 1 if the operand is falsy, else 0.
     Not(Operand),
-    /// Push `a op b`.
-    Bin(Bin, Operand, Operand),
+    /// Push `a op b` for an arithmetic or logic operator, on numbers.
+    Arith(Bin, Operand, Operand),
+    /// Push 1 when the comparison holds, else 0.
+    Test(Test),
     /// `c ? a : b`: push `a` when `c` is truthy, else `b`. A leaf branch that is not chosen is
     /// not read.
     Select(Operand, Operand, Operand),
+    // Specialized forms of the most common shapes, so that their operands need no dispatch.
+    /// `Arith` with both operands on the stack.
+    ArithSS(Bin),
+    /// `Arith` of a numeric field and a number constant (e.g. `rating * 10`).
+    ArithFK(Bin, Field, u16),
+    /// `Arith` of a computed value and a number constant.
+    ArithSK(Bin, u16),
+    /// `Select` whose branches are number constants (e.g. `website ? 20 : 0`).
+    SelectK(Operand, u16, u16),
+    /// A comparison choosing between two number constants (e.g. `rating > 4 ? 30 : 0`).
+    TestK(Test, u16, u16),
+}
+
+/// A comparison, as read by [`Op::Test`] and [`Op::TestK`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Test {
+    /// Both operands are always numbers.
+    Cmp(Bin, Operand, Operand),
+    /// The operands may be text or lists.
+    CmpAny(Bin, Operand, Operand),
+    /// A text field equals (`false`: differs from) a string literal: the common
+    /// `city == "Paris"`, with the same result as `CmpAny`.
+    TextEq(Field, u16, bool),
+    /// `tags` holds (`false`: does not hold) a string literal, with the same result as `CmpAny`.
+    TagsEq(u16, bool),
+}
+
+impl Test {
+    /// Values the comparison pops.
+    fn pops(self) -> usize {
+        let pops = |o: Operand| usize::from(o == Operand::Stack);
+        match self {
+            Test::Cmp(_, a, b) | Test::CmpAny(_, a, b) => pops(a) + pops(b),
+            Test::TextEq(..) | Test::TagsEq(..) => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,6 +330,34 @@ struct StrConst {
     text: Box<str>,
     /// The literal's numeric value when it parses as a finite number.
     num: Option<f64>,
+    /// Whether the literal is all ASCII (enables [`eq_ci_ascii`]).
+    ascii: bool,
+}
+
+impl StrConst {
+    fn new(text: String) -> StrConst {
+        StrConst {
+            num: parse_text_num(&text),
+            ascii: text.is_ascii(),
+            text: text.into(),
+        }
+    }
+
+    /// `eq_ci(s, literal)`, faster.
+    #[inline]
+    fn eq_ci(&self, s: &str) -> bool {
+        if self.ascii {
+            eq_ci_ascii(s, &self.text)
+        } else {
+            eq_ci(s, &self.text)
+        }
+    }
+
+    /// Text equality as [`compare`] defines it for text against this literal.
+    #[inline]
+    fn matches(&self, s: &str) -> bool {
+        self.eq_ci(s) || self.num.is_some_and(|y| parse_text_num(s) == Some(y))
+    }
 }
 
 /// A compiled scoring expression; see the [module documentation](self) for the language.
@@ -332,6 +466,22 @@ fn eq_ci(a: &str, b: &str) -> bool {
         .eq(b.chars().flat_map(char::to_lowercase))
 }
 
+/// [`eq_ci`] when `lit` is all ASCII, reading `s` only when its length allows a match.
+///
+/// Every char of `s` must lowercase to ASCII to match. ASCII chars map one byte to one byte, and
+/// the only non-ASCII chars whose lowercase is ASCII (the KELVIN SIGN) are longer than their
+/// lowercase (checked over every `char` by a unit test). So a shorter `s` never matches, one of
+/// the same length matches exactly when it is equal ignoring ASCII case, and only a longer,
+/// non-ASCII `s` needs the general comparison.
+#[inline]
+fn eq_ci_ascii(s: &str, lit: &str) -> bool {
+    match s.len().cmp(&lit.len()) {
+        Ordering::Less => false,
+        Ordering::Equal => s.eq_ignore_ascii_case(lit),
+        Ordering::Greater => !s.is_ascii() && eq_ci(s, lit),
+    }
+}
+
 /// Case-insensitive ordering without allocating.
 fn cmp_ci(a: &str, b: &str) -> Ordering {
     if a.is_ascii() && b.is_ascii() {
@@ -401,52 +551,43 @@ fn compare(op: Bin, a: Val<'_>, b: Val<'_>) -> bool {
     }
 }
 
-fn apply_bin(op: Bin, a: Val<'_>, b: Val<'_>) -> f64 {
-    let arith = |f: fn(f64, f64) -> f64| fin(f(a.num(), b.num()));
+fn is_comparison(op: Bin) -> bool {
+    matches!(
+        op,
+        Bin::Gt | Bin::Ge | Bin::Lt | Bin::Le | Bin::Eq | Bin::Ne
+    )
+}
+
+/// Arithmetic and logic operators on numbers.
+#[inline(always)]
+fn arith(op: Bin, x: f64, y: f64) -> f64 {
     match op {
-        Bin::Add => arith(|x, y| x + y),
-        Bin::Sub => arith(|x, y| x - y),
-        Bin::Mul => arith(|x, y| x * y),
-        Bin::Div => arith(|x, y| if y == 0.0 { 0.0 } else { x / y }),
-        Bin::Rem => arith(|x, y| if y == 0.0 { 0.0 } else { x % y }),
-        Bin::And => truth(a.num() != 0.0 && b.num() != 0.0),
-        Bin::Or => truth(a.num() != 0.0 || b.num() != 0.0),
-        _ => truth(compare(op, a, b)),
+        Bin::Add => fin(x + y),
+        Bin::Sub => fin(x - y),
+        Bin::Mul => fin(x * y),
+        Bin::Div if y == 0.0 => 0.0,
+        Bin::Div => fin(x / y),
+        Bin::Rem if y == 0.0 => 0.0,
+        Bin::Rem => fin(x % y),
+        Bin::And => truth(x != 0.0 && y != 0.0),
+        Bin::Or => truth(x != 0.0 || y != 0.0),
+        // Comparisons never reach here (see `apply_bin`); keep a total, panic-free answer.
+        _ => truth(num_test(op, x, y)),
+    }
+}
+
+/// Any binary operator on any values: the reference semantics, used for constant folding.
+fn apply_bin(op: Bin, a: Val<'_>, b: Val<'_>) -> f64 {
+    if is_comparison(op) {
+        truth(compare(op, a, b))
+    } else {
+        arith(op, a.num(), b.num())
     }
 }
 
 // ------------------------------------------------------------------------------------------------
 // Evaluation
 // ------------------------------------------------------------------------------------------------
-
-/// A fixed-capacity stack of numbers living on the call stack. Overflow and underflow cannot
-/// happen (the depth is computed at parse time); if they did, values would be dropped or read
-/// as 0 rather than panicking.
-struct Stack<const N: usize> {
-    buf: [f64; N],
-    sp: usize,
-}
-
-impl<const N: usize> Stack<N> {
-    #[inline]
-    fn push(&mut self, v: f64) {
-        if let Some(slot) = self.buf.get_mut(self.sp) {
-            *slot = v;
-            self.sp += 1;
-        }
-    }
-
-    #[inline]
-    fn pop(&mut self) -> f64 {
-        match self.sp.checked_sub(1) {
-            Some(i) => {
-                self.sp = i;
-                self.buf.get(i).copied().unwrap_or(0.0)
-            }
-            None => 0.0,
-        }
-    }
-}
 
 impl Expr {
     /// Parses and compiles an expression.
@@ -519,54 +660,146 @@ impl Expr {
         }
     }
 
+    /// Runs the bytecode with an evaluation stack of `N` numbers held in a local array.
+    ///
+    /// The stack pointer stays in a local (never lent out), so it can live in a register.
+    /// Overflow and underflow cannot happen (the depth is computed at parse time); if they did, a
+    /// value would be dropped or read as 0 rather than panicking. Not inlined, so that only the
+    /// rare deep variant pays for a large stack frame.
+    #[inline(never)]
     fn run<const N: usize>(&self, lead: &Lead) -> f64 {
-        let mut st = Stack::<N> {
-            buf: [0.0; N],
-            sp: 0,
-        };
+        let mut buf = [0.0f64; N];
+        let mut sp = 0usize;
+        macro_rules! pop {
+            () => {{
+                sp = sp.wrapping_sub(1);
+                buf.get(sp).copied().unwrap_or(0.0)
+            }};
+        }
+        macro_rules! num {
+            ($o:expr) => {
+                match $o {
+                    Operand::Stack => pop!(),
+                    o => self.leaf_num(o, lead),
+                }
+            };
+        }
+        macro_rules! val {
+            ($o:expr) => {
+                match $o {
+                    Operand::Stack => Val::Num(pop!()),
+                    o => self.leaf(o, lead),
+                }
+            };
+        }
+        macro_rules! test {
+            ($t:expr) => {
+                match $t {
+                    Test::Cmp(op, a, b) => {
+                        let y = num!(b);
+                        let x = num!(a);
+                        num_test(op, x, y)
+                    }
+                    Test::CmpAny(op, a, b) => {
+                        let vb = val!(b);
+                        let va = val!(a);
+                        compare(op, va, vb)
+                    }
+                    Test::TextEq(f, i, eq) => {
+                        let hit = match (f.text(lead), self.strs.get(usize::from(i))) {
+                            (Some(s), Some(lit)) => lit.matches(s),
+                            _ => false,
+                        };
+                        hit == eq
+                    }
+                    Test::TagsEq(i, eq) => {
+                        let hit = match self.strs.get(usize::from(i)) {
+                            Some(lit) => lead.tags.iter().any(|t| lit.eq_ci(t)),
+                            None => false,
+                        };
+                        hit == eq
+                    }
+                }
+            };
+        }
         for &op in &self.code {
             let v = match op {
-                Op::Bin(op, a, b) => {
-                    let vb = self.val(b, lead, &mut st);
-                    let va = self.val(a, lead, &mut st);
-                    apply_bin(op, va, vb)
+                Op::Arith(op, a, b) => {
+                    let y = num!(b);
+                    let x = num!(a);
+                    arith(op, x, y)
+                }
+                Op::Test(t) => truth(test!(t)),
+                Op::TestK(t, a, b) => {
+                    if test!(t) {
+                        self.konst(a)
+                    } else {
+                        self.konst(b)
+                    }
                 }
                 Op::Select(c, a, b) => {
                     // Pop computed branches first (they sit above the condition), then read
                     // only the chosen leaf.
-                    let pb = self.popped(b, &mut st);
-                    let pa = self.popped(a, &mut st);
-                    let (o, popped) = if self.val(c, lead, &mut st).num() != 0.0 {
-                        (a, pa)
-                    } else {
-                        (b, pb)
-                    };
-                    match popped {
-                        Some(v) => v,
-                        None => self.val(o, lead, &mut st).num(),
+                    let pb = if b == Operand::Stack { pop!() } else { 0.0 };
+                    let pa = if a == Operand::Stack { pop!() } else { 0.0 };
+                    let (o, popped) = if num!(c) != 0.0 { (a, pa) } else { (b, pb) };
+                    match o {
+                        Operand::Stack => popped,
+                        o => self.leaf_num(o, lead),
                     }
                 }
-                Op::Push(a) => self.val(a, lead, &mut st).num(),
-                Op::Neg(a) => -self.val(a, lead, &mut st).num(),
-                Op::Not(a) => truth(self.val(a, lead, &mut st).num() == 0.0),
+                Op::ArithSS(op) => {
+                    let y = pop!();
+                    let x = pop!();
+                    arith(op, x, y)
+                }
+                Op::ArithFK(op, f, k) => arith(op, f.num(lead), self.konst(k)),
+                Op::ArithSK(op, k) => {
+                    let x = pop!();
+                    arith(op, x, self.konst(k))
+                }
+                Op::SelectK(c, a, b) => {
+                    if num!(c) != 0.0 {
+                        self.konst(a)
+                    } else {
+                        self.konst(b)
+                    }
+                }
+                Op::Push(a) => num!(a),
+                Op::Neg(a) => -num!(a),
+                Op::Not(a) => truth(num!(a) == 0.0),
             };
-            st.push(v);
+            if let Some(slot) = buf.get_mut(sp) {
+                *slot = v;
+                sp += 1;
+            }
         }
         // `+ 0.0` turns a negative zero into zero.
-        fin(st.pop()) + 0.0
+        fin(pop!()) + 0.0
     }
 
-    /// Pops the operand's value when it lives on the stack.
-    #[inline]
-    fn popped<const N: usize>(&self, o: Operand, st: &mut Stack<N>) -> Option<f64> {
-        (o == Operand::Stack).then(|| st.pop())
+    /// A number constant.
+    #[inline(always)]
+    fn konst(&self, i: u16) -> f64 {
+        self.nums.get(usize::from(i)).copied().unwrap_or(0.0)
     }
 
-    /// Reads an operand: pops a computed value, or reads a leaf.
-    #[inline]
-    fn val<'a, const N: usize>(&'a self, o: Operand, lead: &'a Lead, st: &mut Stack<N>) -> Val<'a> {
+    /// A leaf where a number is needed: the same as `self.leaf(o, lead).num()`, without building
+    /// a [`Val`].
+    #[inline(always)]
+    fn leaf_num(&self, o: Operand, lead: &Lead) -> f64 {
         match o {
-            Operand::Stack => Val::Num(st.pop()),
+            Operand::Num(i) => self.nums.get(usize::from(i)).copied().unwrap_or(0.0),
+            Operand::Field(f) => f.num(lead),
+            _ => self.leaf(o, lead).num(),
+        }
+    }
+
+    /// The value of a leaf operand (`Stack` reads as 0; callers pop it themselves).
+    #[inline]
+    fn leaf<'a>(&'a self, o: Operand, lead: &'a Lead) -> Val<'a> {
+        match o {
+            Operand::Stack => Val::Num(0.0),
             Operand::Field(f) => f.get(lead),
             Operand::Attr(i) => match self.attrs.get(usize::from(i)) {
                 Some(name) => attr_val(name, lead),
@@ -955,8 +1188,13 @@ impl<'a> Compiler<'a> {
         let pops = |o: Operand| usize::from(o == Operand::Stack);
         let popped = match op {
             Op::Push(a) | Op::Neg(a) | Op::Not(a) => pops(a),
-            Op::Bin(_, a, b) => pops(a) + pops(b),
+            Op::Arith(_, a, b) => pops(a) + pops(b),
+            Op::Test(t) | Op::TestK(t, ..) => t.pops(),
             Op::Select(c, a, b) => pops(c) + pops(a) + pops(b),
+            Op::ArithSS(_) => 2,
+            Op::ArithFK(..) => 0,
+            Op::ArithSK(..) => 1,
+            Op::SelectK(c, ..) => pops(c),
         };
         self.sp = self.sp.saturating_sub(popped) + 1;
         self.max_sp = self.max_sp.max(self.sp);
@@ -996,7 +1234,21 @@ impl<'a> Compiler<'a> {
                 Some(x) => self.num_const(x, q),
                 None => self.emit(Op::Push(o), q),
             },
-            None => self.emit(Op::Select(cond, a, b), q),
+            None => match (a, b) {
+                (Operand::Num(x), Operand::Num(y)) => {
+                    // The condition, when computed, was pushed by the last instruction: fuse a
+                    // comparison into the choice.
+                    match (cond, self.code.last().copied()) {
+                        (Operand::Stack, Some(Op::Test(t))) => {
+                            self.code.pop();
+                            self.sp = self.sp.saturating_sub(1) + t.pops();
+                            self.emit(Op::TestK(t, x, y), q)
+                        }
+                        _ => self.emit(Op::SelectK(cond, x, y), q),
+                    }
+                }
+                _ => self.emit(Op::Select(cond, a, b), q),
+            },
         }
     }
 
@@ -1022,7 +1274,47 @@ impl<'a> Compiler<'a> {
         };
         match folded {
             Some(x) => self.num_const(x, pos),
-            None => self.emit(Op::Bin(op, a, b), pos),
+            None => {
+                let numeric = |o: Operand| match o {
+                    Operand::Stack | Operand::Num(_) => true,
+                    Operand::Field(f) => f.is_numeric(),
+                    Operand::Str(_) | Operand::Attr(_) => false,
+                };
+                let text_field = |o: Operand| match o {
+                    Operand::Field(
+                        f @ (Field::Name | Field::Source | Field::Status | Field::Text(_)),
+                    ) => Some(f),
+                    _ => None,
+                };
+                let text_eq = match (a, b) {
+                    (x, Operand::Str(i)) | (Operand::Str(i), x) => text_field(x).map(|f| (f, i)),
+                    _ => None,
+                };
+                let code = if !is_comparison(op) {
+                    match (a, b) {
+                        (Operand::Stack, Operand::Stack) => Op::ArithSS(op),
+                        (Operand::Field(f), Operand::Num(k)) if f.is_numeric() => {
+                            Op::ArithFK(op, f, k)
+                        }
+                        (Operand::Stack, Operand::Num(k)) => Op::ArithSK(op, k),
+                        _ => Op::Arith(op, a, b),
+                    }
+                } else if let (Some((f, i)), Bin::Eq | Bin::Ne) = (text_eq, op) {
+                    Op::Test(Test::TextEq(f, i, op == Bin::Eq))
+                } else if let (
+                    (Operand::Field(Field::Tags), Operand::Str(i))
+                    | (Operand::Str(i), Operand::Field(Field::Tags)),
+                    Bin::Eq | Bin::Ne,
+                ) = ((a, b), op)
+                {
+                    Op::Test(Test::TagsEq(i, op == Bin::Eq))
+                } else if numeric(a) && numeric(b) {
+                    Op::Test(Test::Cmp(op, a, b))
+                } else {
+                    Op::Test(Test::CmpAny(op, a, b))
+                };
+                self.emit(code, pos)
+            }
         }
     }
 
@@ -1060,11 +1352,7 @@ impl<'a> Compiler<'a> {
             Tok::Str(s) => {
                 self.advance();
                 let i = Self::idx(self.strs.len(), t.pos)?;
-                let num = parse_text_num(&s);
-                self.strs.push(StrConst {
-                    text: s.into(),
-                    num,
-                });
+                self.strs.push(StrConst::new(s));
                 Ok(Operand::Str(i))
             }
             Tok::Ident(name) => {
@@ -1360,6 +1648,57 @@ mod tests {
     }
 
     #[test]
+    fn ascii_literal_comparison_matches_the_general_one() {
+        // The assumption behind `eq_ci_ascii`: a non-ASCII char whose lowercase is all ASCII is
+        // longer in UTF-8 than that lowercase.
+        for c in (0..=0x10FFFF_u32)
+            .filter_map(char::from_u32)
+            .filter(|c| !c.is_ascii())
+        {
+            let lower: String = c.to_lowercase().collect();
+            if lower.is_ascii() {
+                assert!(c.len_utf8() > lower.len(), "{c:?} lowercases to {lower:?}");
+            }
+        }
+        let kelvin = "\u{212A}";
+        for s in [
+            "",
+            "k",
+            "K",
+            kelvin,
+            "Paris",
+            "paris",
+            "PARIS",
+            "Pari",
+            "Pariss",
+            "Évry",
+            "évry",
+            "ÉVRY",
+            "evry",
+            "İstanbul",
+            "istanbul",
+            "i̇stanbul",
+            "straße",
+            "STRASSE",
+            "b2b",
+        ] {
+            for lit in [
+                "", "k", "kk", "paris", "evry", "istanbul", "strasse", "B2B", "ok",
+            ] {
+                assert_eq!(eq_ci_ascii(s, lit), eq_ci(s, lit), "{s:?} vs {lit:?}");
+            }
+        }
+        assert!(eq_ci_ascii(&format!("o{kelvin}"), "ok"));
+        assert_eq!(
+            ev_on(
+                "city == 'ok' && tags == 'K'",
+                &lead(serde_json::json!({"city": format!("O{kelvin}"), "tags": [kelvin]}))
+            ),
+            1.0
+        );
+    }
+
+    #[test]
     fn text_ordering() {
         assert_eq!(ev("city > 'lyon'"), 1.0);
         assert_eq!(ev("city < 'berlin'"), 0.0);
@@ -1514,8 +1853,29 @@ mod tests {
         assert_eq!(e.eval(&empty_lead()), 10.0);
         let e =
             Expr::parse("rating * 10 + (website ? 20 : 0) + (city == \"Paris\" ? 5 : 0)").unwrap();
-        // Mul, Select, Add, Eq, Select, Add.
-        assert_eq!(e.code.len(), 6, "{:?}", e.code);
+        // The module documentation's example.
+        assert_eq!(
+            Expr::parse("rating * 10 + (website ? 20 : 0)")
+                .unwrap()
+                .code
+                .len(),
+            3
+        );
+        // `rating * 10`, `website ? 20 : 0`, `+`, `city == "Paris" ? 5 : 0`, `+`.
+        assert!(
+            matches!(
+                *e.code,
+                [
+                    Op::ArithFK(Bin::Mul, Field::Rating, _),
+                    Op::SelectK(Operand::Field(Field::Text(TextField::Website)), _, _),
+                    Op::ArithSS(Bin::Add),
+                    Op::TestK(Test::TextEq(Field::Text(TextField::City), _, true), _, _),
+                    Op::ArithSS(Bin::Add),
+                ]
+            ),
+            "{:?}",
+            e.code
+        );
         assert!(e.stack <= 2);
         assert_eq!(e.eval(&lead(serde_json::json!({}))), 70.0);
         assert_eq!(e.source(), e.to_string());
@@ -1714,10 +2074,10 @@ mod properties {
     fn leads() -> Vec<Lead> {
         let full: Lead = serde_json::from_value(serde_json::json!({
             "id": "cl_1", "name": "n", "source": "s", "description": "Ünïcode",
-            "address": null, "city": "İstanbul", "state": "", "country": "FR",
+            "address": null, "city": "İstanbul", "state": "\u{212A}", "country": "FR",
             "postal_code": "1e3", "latitude": 1.0, "longitude": null, "phone": "0123",
             "email": null, "website": "w", "rating": 4.5, "review_count": 3,
-            "category": null, "tags": ["é", "x"], "source_id": null, "logo_url": null,
+            "category": null, "tags": ["é", "x", "\u{212A}"], "source_id": null, "logo_url": null,
             "status": "new", "score": 1e300,
             "attributes": [
                 {"id": "1", "name": "x", "type": "list", "value": ["a"]},
@@ -1869,6 +2229,8 @@ mod properties {
         "-3",
         "1e308",
         "'İ'",
+        "'k'",
+        "state",
         "'new'",
         "'1000'",
         "''",
@@ -1904,11 +2266,7 @@ mod properties {
                 let Some(Op::Push(o)) = e.code.first().copied() else {
                     panic!("{s} compiles to {:?}", e.code);
                 };
-                let mut st = Stack::<4> {
-                    buf: [0.0; 4],
-                    sp: 0,
-                };
-                f(e.val(o, l, &mut st))
+                f(e.leaf(o, l))
             }
             _ => f(Val::Num(reference(t, l))),
         }
