@@ -109,6 +109,27 @@ fn is_retryable(e: &Error) -> bool {
 }
 
 impl LeadService {
+    /// The outbox write for a change to `lead`: the single event, or a member record of the
+    /// batch's grouped event.
+    fn lead_event(
+        &self,
+        t: &Tenant,
+        mode: EventMode<'_>,
+        single: &str,
+        grouped: &str,
+        lead: &Lead,
+    ) -> Result<WriteOp> {
+        let data = serde_json::to_value(lead).map_err(Error::internal)?;
+        Ok(match mode {
+            EventMode::Single => self.deps.outbox_event(&t.account_id, single, data, None)?.1,
+            EventMode::Member(g) => {
+                self.deps
+                    .outbox_event(&t.account_id, grouped, data, Some(g))?
+                    .1
+            }
+        })
+    }
+
     fn markers(&self, account_id: &str, lead: &Lead) -> Result<Markers> {
         let owner = to_body(&serde_json::json!({ "id": lead.id }))?;
         let mut m = Markers {
@@ -407,10 +428,6 @@ impl LeadService {
             &mut self.new_attr_id(),
         )?;
         lead.score = score_of(&self.compiled_rules(t).await?, &lead);
-        let (event, group) = match mode {
-            EventMode::Single => (names::LEAD_CREATED, None),
-            EventMode::Member(g) => (names::LEADS_CREATED, Some(g)),
-        };
         let mut ops = vec![
             WriteOp::Put {
                 table: Table::Leads,
@@ -423,14 +440,7 @@ impl LeadService {
                 delta: 1,
                 max: t.limits.max_leads.map(|m| m as i64),
             },
-            self.deps
-                .outbox_event(
-                    &t.account_id,
-                    event,
-                    serde_json::to_value(&lead).map_err(Error::internal)?,
-                    group,
-                )?
-                .1,
+            self.lead_event(t, mode, names::LEAD_CREATED, names::LEADS_CREATED, &lead)?,
         ];
         ops.extend(
             self.marker_ops(&t.account_id, &lead.id, None, Some(&lead))
@@ -497,20 +507,7 @@ impl LeadService {
             cond: Cond::Version(version),
         }];
         if changed {
-            let (event, group) = match mode {
-                EventMode::Single => (names::LEAD_UPDATED, None),
-                EventMode::Member(g) => (names::LEADS_UPDATED, Some(g)),
-            };
-            ops.push(
-                self.deps
-                    .outbox_event(
-                        &t.account_id,
-                        event,
-                        serde_json::to_value(&lead).map_err(Error::internal)?,
-                        group,
-                    )?
-                    .1,
-            );
+            ops.push(self.lead_event(t, mode, names::LEAD_UPDATED, names::LEADS_UPDATED, &lead)?);
             ops.extend(
                 self.marker_ops(&t.account_id, &lead.id, Some(&old), Some(&lead))
                     .await?,
@@ -535,10 +532,6 @@ impl LeadService {
     pub async fn delete_with(&self, t: &Tenant, id: &str, mode: EventMode<'_>) -> Result<()> {
         for attempt in 0..WRITE_ATTEMPTS {
             let (lead, version) = self.load(t, id).await?;
-            let (event, group) = match mode {
-                EventMode::Single => (names::LEAD_DELETED, None),
-                EventMode::Member(g) => (names::LEADS_DELETED, Some(g)),
-            };
             let mut ops = vec![
                 WriteOp::Delete {
                     table: Table::Leads,
@@ -551,14 +544,7 @@ impl LeadService {
                     delta: -1,
                     max: None,
                 },
-                self.deps
-                    .outbox_event(
-                        &t.account_id,
-                        event,
-                        serde_json::to_value(&lead).map_err(Error::internal)?,
-                        group,
-                    )?
-                    .1,
+                self.lead_event(t, mode, names::LEAD_DELETED, names::LEADS_DELETED, &lead)?,
             ];
             ops.extend(
                 self.marker_ops(&t.account_id, &lead.id, Some(&lead), None)
