@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use klozeo_core::app::{App, local_signing_key};
-use klozeo_core::config::{self, Config, StoreConfig};
+use klozeo_core::config::{self, Config, StoreConfig, TlsRoots};
 use klozeo_core::edges::http::{API_PREFIX, Routes, service};
 use klozeo_core::ports::UuidIds;
 
@@ -138,6 +138,7 @@ async fn build_app(s: &StoreArgs) -> Result<App> {
         },
         StoreKind::Dynamodb => StoreConfig::Dynamo {
             table_prefix: s.table_prefix.clone(),
+            tls_roots: config::tls_roots_from_env(TlsRoots::System)?,
         },
     };
     let signing_key = match config::signing_key_from_env() {
@@ -234,7 +235,8 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Dynamodb(DynamoCmd::CreateTables { table_prefix }) => {
-            let store = klozeo_core::app::dynamo_store(&table_prefix).await;
+            let roots = config::tls_roots_from_env(TlsRoots::System)?;
+            let store = klozeo_core::app::dynamo_store(&table_prefix, roots).await;
             let created = store.create_tables().await?;
             for t in &created {
                 println!("created table {t}");

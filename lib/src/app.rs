@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::sqlite::SqliteStore;
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, StoreConfig, TlsRoots};
 use crate::domain::cursor::CursorKey;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, IdSource, Store, SystemClock, UuidIds};
@@ -61,7 +61,10 @@ impl App {
     pub async fn build(config: &Config) -> Result<App> {
         let store: Arc<dyn Store> = match &config.store {
             StoreConfig::Embedded { data_dir } => Arc::new(SqliteStore::open(data_dir)?),
-            StoreConfig::Dynamo { table_prefix } => Arc::new(dynamo_store(table_prefix).await),
+            StoreConfig::Dynamo {
+                table_prefix,
+                tls_roots,
+            } => Arc::new(dynamo_store(table_prefix, *tls_roots).await),
         };
         Self::with_store(store, config)
     }
@@ -70,15 +73,42 @@ impl App {
 /// The shared AWS SDK configuration type, re-exported so callers need no AWS crate.
 pub type SdkConfig = aws_config::SdkConfig;
 
+/// The Amazon Trust Services roots (Amazon Root CA 1–4 and Starfield Services Root CA G2, as
+/// published at amazontrust.com/repository), for [`TlsRoots::Aws`].
+const AWS_ROOTS_PEM: &[u8] = include_bytes!("../certs/aws-roots.pem");
+
+/// The HTTPS client every AWS client of the process shares: rustls on ring, trusting `roots`.
+/// Certificates are loaded when the first SDK client is built from it.
+fn https_client(roots: TlsRoots) -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let trust = match roots {
+        TlsRoots::System => TrustStore::default(),
+        TlsRoots::Aws => TrustStore::empty().with_pem_certificate(AWS_ROOTS_PEM),
+    };
+    let ctx = TlsContext::builder().with_trust_store(trust).build();
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+    match ctx {
+        Ok(ctx) => builder.tls_context(ctx).build_https(),
+        // Building a context from a trust store cannot fail today; if it ever does, the
+        // defaults (system roots) are the safe fallback.
+        Err(_) => builder.build_https(),
+    }
+}
+
 /// The AWS configuration from the standard chain (environment, profile, instance role). It
 /// honours `AWS_ENDPOINT_URL`, so emulators need no special code. Built once per process.
-pub async fn sdk_config() -> SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+pub async fn sdk_config(roots: TlsRoots) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client(roots))
+        .load()
+        .await
 }
 
 /// The AWS configuration for an explicit endpoint (tests against an emulator).
 pub async fn sdk_config_for_endpoint(endpoint: &str) -> SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client(TlsRoots::System))
         .endpoint_url(endpoint)
         .load()
         .await
@@ -90,8 +120,8 @@ pub fn dynamo_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
 }
 
 /// The DynamoDB store with a client built once from the standard AWS configuration chain.
-pub async fn dynamo_store(table_prefix: &str) -> DynamoStore {
-    DynamoStore::new(dynamo_client(&sdk_config().await), table_prefix)
+pub async fn dynamo_store(table_prefix: &str, roots: TlsRoots) -> DynamoStore {
+    DynamoStore::new(dynamo_client(&sdk_config(roots).await), table_prefix)
 }
 
 /// Reads the cursor signing key kept in a data directory, creating it on first use.
@@ -110,5 +140,36 @@ pub fn local_signing_key(data_dir: &Path, ids: &dyn IdSource) -> Result<Vec<u8>>
                 .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
             Ok(key.into_bytes())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compiled-in roots are five well-formed certificates, and an SDK client trusting only
+    /// them gets as far as connecting (the SDK parses the PEM when it builds the TLS connector
+    /// and would panic on a malformed one).
+    #[tokio::test]
+    async fn aws_roots_are_usable_by_the_sdk() {
+        let pem = std::str::from_utf8(AWS_ROOTS_PEM).expect("ASCII");
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(https_client(TlsRoots::Aws))
+            .endpoint_url("https://127.0.0.1:9")
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+            .load()
+            .await;
+        let err = dynamo_client(&sdk)
+            .list_tables()
+            .send()
+            .await
+            .expect_err("nothing listens on port 9");
+        let text = format!("{:?}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
+        assert!(
+            text.contains("dispatch failure") || text.contains("onnect"),
+            "expected a connection error, got {text}"
+        );
     }
 }

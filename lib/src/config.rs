@@ -21,7 +21,33 @@ pub enum StoreConfig {
     Dynamo {
         /// Prefix of every table name, e.g. `klozeo-prod-`.
         table_prefix: String,
+        /// The root certificates the AWS SDK trusts.
+        tls_roots: TlsRoots,
     },
+}
+
+/// Which root certificates the AWS SDK's HTTPS client trusts (`KLOZEO_TLS_ROOTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// The operating system's certificate store, read at start-up (`system`). Works with any
+    /// endpoint the machine trusts, such as a TLS-terminating proxy in front of an emulator.
+    System,
+    /// Only the Amazon Trust Services roots compiled into the binary (`aws`). Every AWS service
+    /// endpoint chains to one of them, and nothing is read from disk, which takes ~5 ms off a
+    /// Lambda cold start (lib/docs/cold-start.md).
+    Aws,
+}
+
+/// `KLOZEO_TLS_ROOTS` (`system` or `aws`), else `default`.
+pub fn tls_roots_from_env(default: TlsRoots) -> Result<TlsRoots> {
+    match var("KLOZEO_TLS_ROOTS").as_deref().map(str::trim) {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("system") => Ok(TlsRoots::System),
+        Some(v) if v.eq_ignore_ascii_case("aws") => Ok(TlsRoots::Aws),
+        Some(v) => Err(Error::invalid(format!(
+            "configuration: KLOZEO_TLS_ROOTS='{v}' is not one of system, aws"
+        ))),
+    }
 }
 
 /// Everything a process needs to compose the application.
@@ -70,6 +96,31 @@ pub fn plans_from_env() -> Result<Plans> {
     }
 }
 
+/// The most verbose level logged: `RUST_LOG` (one level: `error`, `warn`, `info`, `debug` or
+/// `trace`), else `AWS_LAMBDA_LOG_LEVEL` (what Lambda sets from the function's
+/// `ApplicationLogLevel`; its `FATAL` is `error`), else `info`.
+pub fn log_level_from_env() -> Result<tracing::level_filters::LevelFilter> {
+    use tracing::level_filters::LevelFilter;
+    let parse = |name: &str, v: &str| -> Result<LevelFilter> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(LevelFilter::OFF),
+            "fatal" | "error" => Ok(LevelFilter::ERROR),
+            "warn" => Ok(LevelFilter::WARN),
+            "info" => Ok(LevelFilter::INFO),
+            "debug" => Ok(LevelFilter::DEBUG),
+            "trace" => Ok(LevelFilter::TRACE),
+            _ => Err(Error::invalid(format!(
+                "configuration: {name}='{v}' is not one of error, warn, info, debug, trace"
+            ))),
+        }
+    };
+    match (var("RUST_LOG"), var("AWS_LAMBDA_LOG_LEVEL")) {
+        (Some(v), _) => parse("RUST_LOG", &v),
+        (None, Some(v)) => parse("AWS_LAMBDA_LOG_LEVEL", &v),
+        (None, None) => Ok(LevelFilter::INFO),
+    }
+}
+
 /// `KLOZEO_SIGNING_KEY` if set.
 pub fn signing_key_from_env() -> Option<Vec<u8>> {
     var("KLOZEO_SIGNING_KEY").map(String::into_bytes)
@@ -77,11 +128,13 @@ pub fn signing_key_from_env() -> Option<Vec<u8>> {
 
 impl Config {
     /// The configuration of a Lambda function: DynamoDB tables named by
-    /// `KLOZEO_TABLE_PREFIX`, cursors signed with `KLOZEO_SIGNING_KEY`.
+    /// `KLOZEO_TABLE_PREFIX`, cursors signed with `KLOZEO_SIGNING_KEY`, the compiled-in AWS
+    /// roots unless `KLOZEO_TLS_ROOTS` says otherwise.
     pub fn lambda_from_env() -> Result<Config> {
         Ok(Config {
             store: StoreConfig::Dynamo {
                 table_prefix: required("KLOZEO_TABLE_PREFIX")?,
+                tls_roots: tls_roots_from_env(TlsRoots::Aws)?,
             },
             signing_key: required("KLOZEO_SIGNING_KEY")?.into_bytes(),
             max_body_bytes: max_body_from_env()?,

@@ -6,9 +6,12 @@
 //! leaves such as a field, an attribute or a constant, plus pools of numbers, string literals and
 //! attribute names); constant sub-expressions are folded, and the common shapes (`rating * 10`,
 //! `website ? 20 : 0`, `rating > 4 ? 30 : 0`, `city == "Paris"`, `tags == "vip"`) get dedicated
-//! instructions, so the example above is 3 instructions. [`Expr::eval`] then runs that bytecode
-//! against a [`Lead`] without allocating and without panicking, and [`score`] combines weighted
-//! rules into the 0–100 lead score (docs: "Lead Scoring").
+//! instructions, so the example above is 3 instructions. The bytecode is then turned into a tree
+//! of closures, one per instruction, each specialized for its operator and the leaves it reads,
+//! so that evaluating makes no decision that parsing could make. [`Expr::eval`] runs that tree
+//! (or, for the rare expression nested too deep for it, interprets the bytecode) against a
+//! [`Lead`] without allocating and without panicking, and [`score`] combines weighted rules into
+//! the 0–100 lead score (docs: "Lead Scoring").
 //!
 //! # Grammar
 //!
@@ -82,16 +85,17 @@
 //!
 //! # Why evaluation cannot allocate
 //!
-//! Parsing resolves every name once: fields become an enum, attribute names and literals go to
-//! pools owned by the [`Expr`]. Evaluation only reads the lead by reference (`&str`, `&[String]`,
-//! `&serde_json::Value`), keeps intermediate numbers on a fixed-size `[f64; N]` array on the call
-//! stack (its size is chosen from the depth computed at parse time), compares text with
-//! `eq_ignore_ascii_case` or `char::to_lowercase` iterators, and parses numeric text with
-//! `str::parse::<f64>`, none of which allocate. There is no recursion and no jump: every
-//! evaluation is exactly one pass over the bytecode.
+//! Parsing resolves every name once: fields become functions that read them, attribute names
+//! and literals are owned by the [`Expr`], and every closure is allocated at parse time.
+//! Evaluation only reads the lead by reference (`&str`, `&[String]`, `&serde_json::Value`), keeps
+//! intermediate numbers in locals (the closure tree, at most 128 calls deep) or on a fixed-size
+//! `[f64; N]` array on the call stack (the interpreter, sized from the depth computed at parse
+//! time), compares text with `eq_ignore_ascii_case` or `char::to_lowercase` iterators, and
+//! parses numeric text with `str::parse::<f64>`, none of which allocate.
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::domain::lead::{Lead, TextField};
 use crate::error::{Error, Result};
@@ -363,7 +367,7 @@ impl StrConst {
 /// A compiled scoring expression; see the [module documentation](self) for the language.
 ///
 /// Build one with [`Expr::parse`], keep it, and call [`Expr::eval`] for each lead.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Expr {
     src: Box<str>,
     code: Box<[Op]>,
@@ -372,6 +376,27 @@ pub struct Expr {
     attrs: Box<[Box<str>]>,
     /// Most values the evaluation stack ever holds.
     stack: usize,
+    /// The bytecode compiled to closures (see [`build_tree`]); `None` when the tree would be
+    /// deeper than [`MAX_TREE_DEPTH`], and the bytecode is interpreted instead.
+    tree: Option<Tree>,
+}
+
+impl PartialEq for Expr {
+    /// Compilation is deterministic, so two expressions are equal when their sources are.
+    fn eq(&self, other: &Expr) -> bool {
+        self.src == other.src
+    }
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Expr")
+            .field("src", &self.src)
+            .field("code", &self.code)
+            .field("stack", &self.stack)
+            .field("tree", &self.tree.is_some())
+            .finish()
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -632,6 +657,7 @@ impl Expr {
                 end.pos
             )));
         }
+        let tree = build_tree(&c.code, &c.nums, &c.strs, &c.attrs);
         Ok(Expr {
             src: src.into(),
             code: c.code.into(),
@@ -639,6 +665,7 @@ impl Expr {
             strs: c.strs.into(),
             attrs: c.attrs.into(),
             stack: c.max_sp,
+            tree,
         })
     }
 
@@ -650,7 +677,18 @@ impl Expr {
     /// Evaluates the expression against one lead; the result is always finite.
     ///
     /// Never panics and never allocates: see the [module documentation](self).
+    #[inline]
     pub fn eval(&self, lead: &Lead) -> f64 {
+        match &self.tree {
+            // `+ 0.0` turns a negative zero into zero, as `run` does.
+            Some(tree) => fin(tree(lead)) + 0.0,
+            None => self.interpret(lead),
+        }
+    }
+
+    /// Evaluates by interpreting the bytecode: the reference for the closure tree, and the
+    /// path of expressions too deep for it.
+    fn interpret(&self, lead: &Lead) -> f64 {
         if self.stack <= 4 {
             self.run::<4>(lead)
         } else if self.stack <= 32 {
@@ -860,6 +898,315 @@ pub fn explain(rules: &[(&Expr, f64)], lead: &Lead) -> Vec<(f64, f64)> {
             (v, fin(v * w))
         })
         .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Closure tree
+// ------------------------------------------------------------------------------------------------
+//
+// Interpreting the bytecode dispatches on the instruction, then on each operand, field and
+// operator, for every lead. The closure tree makes all of those choices once, at parse time:
+// each instruction becomes one closure specialized for its operator and its leaves (`rating * 10`
+// is a closure that reads `rating` and multiplies by a captured 10), and evaluating is a walk of
+// direct calls. The semantics are those of the bytecode, instruction by instruction, and a
+// property test checks that both give the same result on random expressions and leads.
+
+/// Deepest closure tree built; deeper expressions (up to [`MAX_STACK`]) are interpreted, which
+/// keeps the native stack used by evaluation small and bounded.
+const MAX_TREE_DEPTH: usize = 128;
+
+/// The root of a compiled expression, shared by the clones of an [`Expr`].
+type Tree = Arc<dyn Fn(&Lead) -> f64 + Send + Sync>;
+/// A compiled sub-expression yielding a number.
+type Node = Box<dyn Fn(&Lead) -> f64 + Send + Sync>;
+/// A compiled comparison.
+type TestNode = Box<dyn Fn(&Lead) -> bool + Send + Sync>;
+
+/// An operand of a comparison that may be text or a list: a leaf that owns its data, or a
+/// computed number.
+enum Arg {
+    Num(f64),
+    Str(StrConst),
+    Field(Field),
+    Attr(Box<str>),
+    Node(Node),
+}
+
+impl Arg {
+    /// The value, as [`Expr::leaf`] reads it.
+    #[inline]
+    fn val<'a>(&'a self, l: &'a Lead) -> Val<'a> {
+        match self {
+            Arg::Num(x) => Val::Num(*x),
+            Arg::Str(s) => Val::Lit(&s.text, s.num),
+            Arg::Field(f) => f.get(l),
+            Arg::Attr(name) => attr_val(name, l),
+            Arg::Node(n) => Val::Num(n(l)),
+        }
+    }
+}
+
+/// Reads a numeric field, or a text field's truthiness, as [`Field::num`] does; one function
+/// per field, so the closure calling it does not dispatch on the field.
+fn num_fn(f: Field) -> fn(&Lead) -> f64 {
+    fn present(s: &Option<String>) -> f64 {
+        truth(s.as_ref().is_some_and(|s| !s.is_empty()))
+    }
+    match f {
+        Field::Rating => |l| l.rating.unwrap_or(0.0),
+        Field::ReviewCount => |l| l.review_count.map_or(0.0, f64::from),
+        Field::Score => |l| l.score,
+        Field::Latitude => |l| l.latitude.unwrap_or(0.0),
+        Field::Longitude => |l| l.longitude.unwrap_or(0.0),
+        Field::CreatedAt => |l| l.created_at as f64,
+        Field::UpdatedAt => |l| l.updated_at as f64,
+        Field::LastInteractionAt => |l| l.last_interaction_at as f64,
+        Field::Name => |l| truth(!l.name.is_empty()),
+        Field::Source => |l| truth(!l.source.is_empty()),
+        Field::Status => |_| 1.0,
+        Field::Tags => |l| truth(!l.tags.is_empty()),
+        Field::Text(t) => match t {
+            TextField::Description => |l| present(&l.description),
+            TextField::Address => |l| present(&l.address),
+            TextField::City => |l| present(&l.city),
+            TextField::State => |l| present(&l.state),
+            TextField::Country => |l| present(&l.country),
+            TextField::PostalCode => |l| present(&l.postal_code),
+            TextField::Phone => |l| present(&l.phone),
+            TextField::Email => |l| present(&l.email),
+            TextField::Website => |l| present(&l.website),
+            TextField::Category => |l| present(&l.category),
+            TextField::SourceId => |l| present(&l.source_id),
+            TextField::LogoUrl => |l| present(&l.logo_url),
+        },
+    }
+}
+
+/// Reads a text field as [`Field::text`] does (a missing one is empty); `None` for the others.
+fn text_fn(f: Field) -> Option<fn(&Lead) -> &str> {
+    fn or_empty(s: &Option<String>) -> &str {
+        s.as_deref().unwrap_or("")
+    }
+    Some(match f {
+        Field::Name => |l| &l.name,
+        Field::Source => |l| &l.source,
+        Field::Status => |l| l.status.as_str(),
+        Field::Text(t) => match t {
+            TextField::Description => |l| or_empty(&l.description),
+            TextField::Address => |l| or_empty(&l.address),
+            TextField::City => |l| or_empty(&l.city),
+            TextField::State => |l| or_empty(&l.state),
+            TextField::Country => |l| or_empty(&l.country),
+            TextField::PostalCode => |l| or_empty(&l.postal_code),
+            TextField::Phone => |l| or_empty(&l.phone),
+            TextField::Email => |l| or_empty(&l.email),
+            TextField::Website => |l| or_empty(&l.website),
+            TextField::Category => |l| or_empty(&l.category),
+            TextField::SourceId => |l| or_empty(&l.source_id),
+            TextField::LogoUrl => |l| or_empty(&l.logo_url),
+        },
+        _ => return None,
+    })
+}
+
+/// `a op b` on numbers, as [`arith`] computes it, specialized for `op`.
+fn arith_node<A, B>(op: Bin, a: A, b: B) -> Node
+where
+    A: Fn(&Lead) -> f64 + Send + Sync + 'static,
+    B: Fn(&Lead) -> f64 + Send + Sync + 'static,
+{
+    match op {
+        Bin::Add => Box::new(move |l| fin(a(l) + b(l))),
+        Bin::Sub => Box::new(move |l| fin(a(l) - b(l))),
+        Bin::Mul => Box::new(move |l| fin(a(l) * b(l))),
+        Bin::Div => Box::new(move |l| {
+            let (x, y) = (a(l), b(l));
+            if y == 0.0 { 0.0 } else { fin(x / y) }
+        }),
+        Bin::Rem => Box::new(move |l| {
+            let (x, y) = (a(l), b(l));
+            if y == 0.0 { 0.0 } else { fin(x % y) }
+        }),
+        // Both sides are pure, so short-circuiting gives the bytecode's answer.
+        Bin::And => Box::new(move |l| truth(a(l) != 0.0 && b(l) != 0.0)),
+        Bin::Or => Box::new(move |l| truth(a(l) != 0.0 || b(l) != 0.0)),
+        _ => Box::new(move |l| truth(num_test(op, a(l), b(l)))),
+    }
+}
+
+/// `a op k` for a constant `k`, specialized for `op`.
+fn arith_k_node<A>(op: Bin, a: A, k: f64) -> Node
+where
+    A: Fn(&Lead) -> f64 + Send + Sync + 'static,
+{
+    match op {
+        Bin::Add => Box::new(move |l| fin(a(l) + k)),
+        Bin::Sub => Box::new(move |l| fin(a(l) - k)),
+        Bin::Mul => Box::new(move |l| fin(a(l) * k)),
+        Bin::Div if k == 0.0 => Box::new(|_| 0.0),
+        Bin::Div => Box::new(move |l| fin(a(l) / k)),
+        Bin::Rem if k == 0.0 => Box::new(|_| 0.0),
+        Bin::Rem => Box::new(move |l| fin(a(l) % k)),
+        _ => arith_node(op, a, move |_: &Lead| k),
+    }
+}
+
+/// A comparison of two numbers, specialized for `op`.
+fn cmp_node<A, B>(op: Bin, a: A, b: B) -> TestNode
+where
+    A: Fn(&Lead) -> f64 + Send + Sync + 'static,
+    B: Fn(&Lead) -> f64 + Send + Sync + 'static,
+{
+    match op {
+        Bin::Gt => Box::new(move |l| a(l) > b(l)),
+        Bin::Ge => Box::new(move |l| a(l) >= b(l)),
+        Bin::Lt => Box::new(move |l| a(l) < b(l)),
+        Bin::Le => Box::new(move |l| a(l) <= b(l)),
+        Bin::Eq => Box::new(move |l| a(l) == b(l)),
+        _ => Box::new(move |l| a(l) != b(l)),
+    }
+}
+
+/// Turns bytecode into a closure tree by running it symbolically: each instruction pops the
+/// trees of its `Stack` operands (last operand first, as [`Expr::run`] pops them) and pushes its
+/// own. `None` when the tree would be deeper than [`MAX_TREE_DEPTH`].
+fn build_tree(
+    code: &[Op],
+    nums: &[f64],
+    strs: &[StrConst],
+    attrs: &[Box<str>],
+) -> Option<Tree> {
+    let konst = |i: u16| nums.get(usize::from(i)).copied().unwrap_or(0.0);
+    // Each entry: the tree and its depth.
+    let mut stack: Vec<(Node, usize)> = Vec::new();
+    for &op in code {
+        let mut depth = 0;
+        let mut pop = || -> Node {
+            match stack.pop() {
+                Some((n, d)) => {
+                    depth = depth.max(d);
+                    n
+                }
+                None => Box::new(|_| 0.0),
+            }
+        };
+        // An operand that can be text (for `CmpAny`).
+        let arg = |o: Operand, pop: &mut dyn FnMut() -> Node| match o {
+            Operand::Stack => Arg::Node(pop()),
+            Operand::Num(i) => Arg::Num(konst(i)),
+            Operand::Str(i) => match strs.get(usize::from(i)) {
+                Some(s) => Arg::Str(s.clone()),
+                None => Arg::Num(0.0),
+            },
+            Operand::Field(f) => Arg::Field(f),
+            Operand::Attr(i) => match attrs.get(usize::from(i)) {
+                Some(name) => Arg::Attr(name.clone()),
+                None => Arg::Num(0.0),
+            },
+        };
+        // An operand where a number is needed.
+        let num = |o: Operand, pop: &mut dyn FnMut() -> Node| -> Node {
+            match arg(o, pop) {
+                Arg::Node(n) => n,
+                Arg::Num(x) => Box::new(move |_| x),
+                Arg::Field(f) => Box::new(num_fn(f)),
+                leaf => {
+                    // A string literal or an attribute: read as [`Val::num`].
+                    Box::new(move |l| leaf.val(l).num())
+                }
+            }
+        };
+        let test = |t: Test, pop: &mut dyn FnMut() -> Node| -> TestNode {
+            match t {
+                Test::Cmp(op, Operand::Field(f), Operand::Num(k)) => {
+                    let k = konst(k);
+                    cmp_node(op, num_fn(f), move |_: &Lead| k)
+                }
+                Test::Cmp(op, a, b) => {
+                    let nb = num(b, pop);
+                    let na = num(a, pop);
+                    cmp_node(op, na, nb)
+                }
+                Test::CmpAny(op, a, b) => {
+                    let vb = arg(b, pop);
+                    let va = arg(a, pop);
+                    Box::new(move |l| compare(op, va.val(l), vb.val(l)))
+                }
+                Test::TextEq(f, i, eq) => match (text_fn(f), strs.get(usize::from(i))) {
+                    (Some(get), Some(lit)) => {
+                        let lit = lit.clone();
+                        Box::new(move |l| lit.matches(get(l)) == eq)
+                    }
+                    _ => Box::new(move |_| !eq),
+                },
+                Test::TagsEq(i, eq) => match strs.get(usize::from(i)) {
+                    Some(lit) => {
+                        let lit = lit.clone();
+                        Box::new(move |l| l.tags.iter().any(|t| lit.eq_ci(t)) == eq)
+                    }
+                    None => Box::new(move |_| !eq),
+                },
+            }
+        };
+        let node: Node = match op {
+            Op::Push(a) => num(a, &mut pop),
+            Op::Neg(a) => {
+                let a = num(a, &mut pop);
+                Box::new(move |l| -a(l))
+            }
+            Op::Not(a) => {
+                let a = num(a, &mut pop);
+                Box::new(move |l| truth(a(l) == 0.0))
+            }
+            Op::Arith(op, a, b) => {
+                let nb = num(b, &mut pop);
+                let na = num(a, &mut pop);
+                arith_node(op, na, nb)
+            }
+            Op::ArithSS(op) => {
+                let nb = pop();
+                let na = pop();
+                arith_node(op, na, nb)
+            }
+            Op::ArithFK(op, f, k) => arith_k_node(op, num_fn(f), konst(k)),
+            Op::ArithSK(op, k) => arith_k_node(op, pop(), konst(k)),
+            Op::Test(t) => {
+                let t = test(t, &mut pop);
+                Box::new(move |l| truth(t(l)))
+            }
+            Op::TestK(t, a, b) => {
+                let t = test(t, &mut pop);
+                let (a, b) = (konst(a), konst(b));
+                Box::new(move |l| if t(l) { a } else { b })
+            }
+            Op::Select(c, a, b) => {
+                let nb = num(b, &mut pop);
+                let na = num(a, &mut pop);
+                let nc = num(c, &mut pop);
+                Box::new(move |l| if nc(l) != 0.0 { na(l) } else { nb(l) })
+            }
+            Op::SelectK(c, a, b) => {
+                let (a, b) = (konst(a), konst(b));
+                match c {
+                    Operand::Field(f) => {
+                        let get = num_fn(f);
+                        Box::new(move |l| if get(l) != 0.0 { a } else { b })
+                    }
+                    c => {
+                        let nc = num(c, &mut pop);
+                        Box::new(move |l| if nc(l) != 0.0 { a } else { b })
+                    }
+                }
+            }
+        };
+        let depth = depth + 1;
+        if depth > MAX_TREE_DEPTH {
+            return None;
+        }
+        stack.push((node, depth));
+    }
+    let (root, _) = stack.pop()?;
+    Some(Arc::from(root))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1900,6 +2247,15 @@ mod tests {
         let e = Expr::parse(&src).unwrap();
         assert!(e.stack > 32, "{}", e.stack);
         assert_eq!(e.eval(&lead(serde_json::json!({}))), 61.0 * 4.5);
+        // 120 nested additions fit the closure tree's depth limit...
+        assert!(e.tree.is_some());
+        // ...a chain of 200 does not, and is interpreted with the same result.
+        let chain = vec!["rating"; 200].join(" + ");
+        let e = Expr::parse(&chain).unwrap();
+        assert!(e.tree.is_none());
+        assert_eq!(e.eval(&lead(serde_json::json!({}))), 200.0 * 4.5);
+        let chain = vec!["rating"; 100].join(" + ");
+        assert!(Expr::parse(&chain).unwrap().tree.is_some());
         let mut src = String::from("rating");
         for _ in 0..10 {
             src = format!("rating * 1 + ({src})");
@@ -2320,6 +2676,9 @@ mod properties {
                 let got = e.eval(&l);
                 prop_assert!(got.is_finite());
                 prop_assert_eq!(got.to_bits(), want.to_bits(), "{} on {}", src, l.id);
+                // The closure tree (what `eval` runs) and the bytecode interpreter agree.
+                prop_assert!(e.tree.is_some());
+                prop_assert_eq!(e.interpret(&l).to_bits(), want.to_bits(), "{} on {}", src, l.id);
             }
         }
     }

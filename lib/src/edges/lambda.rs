@@ -10,8 +10,8 @@ use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
 use tower::ServiceExt as _;
 
-use crate::app::App;
-use crate::config::Config;
+use crate::app::{App, dynamo_store};
+use crate::config::{self, Config, StoreConfig};
 use crate::edges::http::{API_PREFIX, Routes, service};
 
 /// The error type a Lambda `main` returns.
@@ -23,15 +23,22 @@ pub use lambda_http::Error as LambdaError;
 pub async fn run_http(routes: Routes) -> Result<(), lambda_http::Error> {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_max_level(config::log_level_from_env()?)
         .with_current_span(false)
         .without_time()
         .init();
     let config = Config::lambda_from_env()?;
-    let app = Arc::new(App::build(&config).await?);
+    // Built here rather than through `App::build`, so the embedded store is unreachable from a
+    // function and the linker leaves SQLite out of the package.
+    let StoreConfig::Dynamo {
+        table_prefix,
+        tls_roots,
+    } = &config.store
+    else {
+        return Err("a Lambda function runs on DynamoDB".into());
+    };
+    let store = Arc::new(dynamo_store(table_prefix, *tls_roots).await);
+    let app = Arc::new(App::with_store(store, &config)?);
     let svc = service(app, routes);
     lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
         let svc = svc.clone();
