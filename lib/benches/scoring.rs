@@ -38,7 +38,10 @@ fn leads(n: usize) -> Vec<Lead> {
                 "created_at": 1_700_000_000 + i as i64, "updated_at": 1_700_000_000,
                 "last_interaction_at": 1_700_000_000
             });
-            serde_json::from_value(v).expect("valid lead")
+            // Parsed from the stored JSON text, as the service reads each lead from the store
+            // (`services::from_body`), so each lead's strings are allocated as they would be.
+            let text = serde_json::to_vec(&v).expect("serializable");
+            serde_json::from_slice(&text).expect("valid lead")
         })
         .collect()
 }

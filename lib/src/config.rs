@@ -40,7 +40,11 @@ pub enum TlsRoots {
 
 /// `KLOZEO_TLS_ROOTS` (`system` or `aws`), else `default`.
 pub fn tls_roots_from_env(default: TlsRoots) -> Result<TlsRoots> {
-    match var("KLOZEO_TLS_ROOTS").as_deref().map(str::trim) {
+    parse_tls_roots(var("KLOZEO_TLS_ROOTS").as_deref(), default)
+}
+
+fn parse_tls_roots(value: Option<&str>, default: TlsRoots) -> Result<TlsRoots> {
+    match value.map(str::trim) {
         None => Ok(default),
         Some(v) if v.eq_ignore_ascii_case("system") => Ok(TlsRoots::System),
         Some(v) if v.eq_ignore_ascii_case("aws") => Ok(TlsRoots::Aws),
@@ -100,6 +104,16 @@ pub fn plans_from_env() -> Result<Plans> {
 /// `trace`), else `AWS_LAMBDA_LOG_LEVEL` (what Lambda sets from the function's
 /// `ApplicationLogLevel`; its `FATAL` is `error`), else `info`.
 pub fn log_level_from_env() -> Result<tracing::level_filters::LevelFilter> {
+    parse_log_level(
+        var("RUST_LOG").as_deref(),
+        var("AWS_LAMBDA_LOG_LEVEL").as_deref(),
+    )
+}
+
+fn parse_log_level(
+    rust_log: Option<&str>,
+    lambda_level: Option<&str>,
+) -> Result<tracing::level_filters::LevelFilter> {
     use tracing::level_filters::LevelFilter;
     let parse = |name: &str, v: &str| -> Result<LevelFilter> {
         match v.trim().to_ascii_lowercase().as_str() {
@@ -114,9 +128,9 @@ pub fn log_level_from_env() -> Result<tracing::level_filters::LevelFilter> {
             ))),
         }
     };
-    match (var("RUST_LOG"), var("AWS_LAMBDA_LOG_LEVEL")) {
-        (Some(v), _) => parse("RUST_LOG", &v),
-        (None, Some(v)) => parse("AWS_LAMBDA_LOG_LEVEL", &v),
+    match (rust_log, lambda_level) {
+        (Some(v), _) => parse("RUST_LOG", v),
+        (None, Some(v)) => parse("AWS_LAMBDA_LOG_LEVEL", v),
         (None, None) => Ok(LevelFilter::INFO),
     }
 }
@@ -140,5 +154,50 @@ impl Config {
             max_body_bytes: max_body_from_env()?,
             plans: plans_from_env()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::level_filters::LevelFilter;
+
+    #[test]
+    fn tls_roots_setting() {
+        assert_eq!(parse_tls_roots(None, TlsRoots::Aws).unwrap(), TlsRoots::Aws);
+        assert_eq!(
+            parse_tls_roots(Some(" System "), TlsRoots::Aws).unwrap(),
+            TlsRoots::System
+        );
+        assert_eq!(
+            parse_tls_roots(Some("aws"), TlsRoots::System).unwrap(),
+            TlsRoots::Aws
+        );
+        let err = parse_tls_roots(Some("webpki"), TlsRoots::Aws).unwrap_err();
+        assert!(
+            err.to_string().contains("KLOZEO_TLS_ROOTS='webpki'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn log_level_setting() {
+        assert_eq!(parse_log_level(None, None).unwrap(), LevelFilter::INFO);
+        // Lambda's ApplicationLogLevel, including its FATAL.
+        assert_eq!(
+            parse_log_level(None, Some("DEBUG")).unwrap(),
+            LevelFilter::DEBUG
+        );
+        assert_eq!(
+            parse_log_level(None, Some("FATAL")).unwrap(),
+            LevelFilter::ERROR
+        );
+        // RUST_LOG wins when both are set.
+        assert_eq!(
+            parse_log_level(Some("warn"), Some("TRACE")).unwrap(),
+            LevelFilter::WARN
+        );
+        let err = parse_log_level(Some("klozeo=debug"), None).unwrap_err();
+        assert!(err.to_string().contains("RUST_LOG='klozeo=debug'"), "{err}");
     }
 }

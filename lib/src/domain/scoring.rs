@@ -1070,12 +1070,7 @@ where
 /// Turns bytecode into a closure tree by running it symbolically: each instruction pops the
 /// trees of its `Stack` operands (last operand first, as [`Expr::run`] pops them) and pushes its
 /// own. `None` when the tree would be deeper than [`MAX_TREE_DEPTH`].
-fn build_tree(
-    code: &[Op],
-    nums: &[f64],
-    strs: &[StrConst],
-    attrs: &[Box<str>],
-) -> Option<Tree> {
+fn build_tree(code: &[Op], nums: &[f64], strs: &[StrConst], attrs: &[Box<str>]) -> Option<Tree> {
     let konst = |i: u16| nums.get(usize::from(i)).copied().unwrap_or(0.0);
     // Each entry: the tree and its depth.
     let mut stack: Vec<(Node, usize)> = Vec::new();
