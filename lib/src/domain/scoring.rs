@@ -131,6 +131,118 @@ enum Field {
     Text(TextField),
 }
 
+/// A text field's truthiness: 1 when present and non-empty.
+#[inline(always)]
+fn present(s: &Option<String>) -> f64 {
+    truth(s.as_ref().is_some_and(|s| !s.is_empty()))
+}
+
+/// Evaluates `$body` with `$get` bound to a closure reading field `$f` where a number is needed
+/// (as [`Field::num`] does). Each field gets its own closure type, so generic node builders given
+/// `$get` are compiled once per field and read the field inline, without a call.
+macro_rules! with_num_field {
+    ($f:expr, $get:ident => $body:expr) => {
+        match $f {
+            Field::Rating => {
+                let $get = |l: &Lead| l.rating.unwrap_or(0.0);
+                $body
+            }
+            Field::ReviewCount => {
+                let $get = |l: &Lead| l.review_count.map_or(0.0, f64::from);
+                $body
+            }
+            Field::Score => {
+                let $get = |l: &Lead| l.score;
+                $body
+            }
+            Field::Latitude => {
+                let $get = |l: &Lead| l.latitude.unwrap_or(0.0);
+                $body
+            }
+            Field::Longitude => {
+                let $get = |l: &Lead| l.longitude.unwrap_or(0.0);
+                $body
+            }
+            Field::CreatedAt => {
+                let $get = |l: &Lead| l.created_at as f64;
+                $body
+            }
+            Field::UpdatedAt => {
+                let $get = |l: &Lead| l.updated_at as f64;
+                $body
+            }
+            Field::LastInteractionAt => {
+                let $get = |l: &Lead| l.last_interaction_at as f64;
+                $body
+            }
+            Field::Name => {
+                let $get = |l: &Lead| truth(!l.name.is_empty());
+                $body
+            }
+            Field::Source => {
+                let $get = |l: &Lead| truth(!l.source.is_empty());
+                $body
+            }
+            Field::Status => {
+                let $get = |_: &Lead| 1.0;
+                $body
+            }
+            Field::Tags => {
+                let $get = |l: &Lead| truth(!l.tags.is_empty());
+                $body
+            }
+            Field::Text(TextField::Description) => {
+                let $get = |l: &Lead| present(&l.description);
+                $body
+            }
+            Field::Text(TextField::Address) => {
+                let $get = |l: &Lead| present(&l.address);
+                $body
+            }
+            Field::Text(TextField::City) => {
+                let $get = |l: &Lead| present(&l.city);
+                $body
+            }
+            Field::Text(TextField::State) => {
+                let $get = |l: &Lead| present(&l.state);
+                $body
+            }
+            Field::Text(TextField::Country) => {
+                let $get = |l: &Lead| present(&l.country);
+                $body
+            }
+            Field::Text(TextField::PostalCode) => {
+                let $get = |l: &Lead| present(&l.postal_code);
+                $body
+            }
+            Field::Text(TextField::Phone) => {
+                let $get = |l: &Lead| present(&l.phone);
+                $body
+            }
+            Field::Text(TextField::Email) => {
+                let $get = |l: &Lead| present(&l.email);
+                $body
+            }
+            Field::Text(TextField::Website) => {
+                let $get = |l: &Lead| present(&l.website);
+                $body
+            }
+            Field::Text(TextField::Category) => {
+                let $get = |l: &Lead| present(&l.category);
+                $body
+            }
+            Field::Text(TextField::SourceId) => {
+                let $get = |l: &Lead| present(&l.source_id);
+                $body
+            }
+            Field::Text(TextField::LogoUrl) => {
+                let $get = |l: &Lead| present(&l.logo_url);
+                $body
+            }
+        }
+    };
+}
+
 impl Field {
     fn parse(name: &str) -> Option<Field> {
         Some(match name {
@@ -173,21 +285,7 @@ impl Field {
     /// The field where a number is needed; the same as `self.get(l).num()`.
     #[inline]
     fn num(self, l: &Lead) -> f64 {
-        match self {
-            Field::Rating => l.rating.unwrap_or(0.0),
-            Field::ReviewCount => l.review_count.map_or(0.0, f64::from),
-            Field::Score => l.score,
-            Field::Latitude => l.latitude.unwrap_or(0.0),
-            Field::Longitude => l.longitude.unwrap_or(0.0),
-            Field::CreatedAt => l.created_at as f64,
-            Field::UpdatedAt => l.updated_at as f64,
-            Field::LastInteractionAt => l.last_interaction_at as f64,
-            Field::Name => truth(!l.name.is_empty()),
-            Field::Source => truth(!l.source.is_empty()),
-            Field::Status => 1.0,
-            Field::Tags => truth(!l.tags.is_empty()),
-            Field::Text(t) => truth(text_of(t, l).is_some_and(|s| !s.is_empty())),
-        }
+        with_num_field!(self, get => get(l))
     }
 
     /// The field's text, for the text fields.
@@ -336,6 +434,9 @@ struct StrConst {
     num: Option<f64>,
     /// Whether the literal is all ASCII (enables [`eq_ci_ascii`]).
     ascii: bool,
+    /// Whether the literal has a `k` or `K`: the only letter a longer, non-ASCII text can match
+    /// (U+212A KELVIN SIGN lowercases to `k`; a unit test checks no other char does this).
+    has_k: bool,
 }
 
 impl StrConst {
@@ -343,6 +444,7 @@ impl StrConst {
         StrConst {
             num: parse_text_num(&text),
             ascii: text.is_ascii(),
+            has_k: text.contains(['k', 'K']),
             text: text.into(),
         }
     }
@@ -351,7 +453,18 @@ impl StrConst {
     #[inline]
     fn eq_ci(&self, s: &str) -> bool {
         if self.ascii {
-            eq_ci_ascii(s, &self.text)
+            // As `eq_ci_ascii`, reading `s` only when it can match: most candidates differ in
+            // length, and a longer one needs a KELVIN SIGN to match, so a `k` in the literal.
+            match s.len().cmp(&self.text.len()) {
+                Ordering::Less => false,
+                Ordering::Equal => match (s.as_bytes().first(), self.text.as_bytes().first()) {
+                    (Some(a), Some(b)) => {
+                        a.eq_ignore_ascii_case(b) && s.eq_ignore_ascii_case(&self.text)
+                    }
+                    _ => true,
+                },
+                Ordering::Greater => self.has_k && eq_ci_ascii(s, &self.text),
+            }
         } else {
             eq_ci(s, &self.text)
         }
@@ -865,14 +978,21 @@ impl fmt::Display for Expr {
     }
 }
 
+/// The value of the lead's attribute `name`, if it has one.
+#[inline]
+fn attr_value<'a>(name: &str, lead: &'a Lead) -> Option<&'a serde_json::Value> {
+    // Names are short: comparing lengths, then bytes in a loop, beats a call to `memcmp`.
+    lead.attributes
+        .iter()
+        .find(|a| {
+            a.name.len() == name.len() && a.name.bytes().zip(name.bytes()).all(|(x, y)| x == y)
+        })
+        .map(|a| &a.value)
+}
+
 fn attr_val<'a>(name: &str, lead: &'a Lead) -> Val<'a> {
     use serde_json::Value as V;
-    match lead
-        .attributes
-        .iter()
-        .find(|a| *a.name == *name)
-        .map(|a| &a.value)
-    {
+    match attr_value(name, lead) {
         None | Some(V::Null) => Val::Text(""),
         Some(V::Number(n)) => Val::Num(n.as_f64().unwrap_or(0.0)),
         Some(V::Bool(b)) => Val::Num(truth(*b)),
@@ -919,8 +1039,6 @@ const MAX_TREE_DEPTH: usize = 128;
 type Tree = Arc<dyn Fn(&Lead) -> f64 + Send + Sync>;
 /// A compiled sub-expression yielding a number.
 type Node = Box<dyn Fn(&Lead) -> f64 + Send + Sync>;
-/// A compiled comparison.
-type TestNode = Box<dyn Fn(&Lead) -> bool + Send + Sync>;
 
 /// An operand of a comparison that may be text or a list: a leaf that owns its data, or a
 /// computed number.
@@ -943,42 +1061,6 @@ impl Arg {
             Arg::Attr(name) => attr_val(name, l),
             Arg::Node(n) => Val::Num(n(l)),
         }
-    }
-}
-
-/// Reads a numeric field, or a text field's truthiness, as [`Field::num`] does; one function
-/// per field, so the closure calling it does not dispatch on the field.
-fn num_fn(f: Field) -> fn(&Lead) -> f64 {
-    fn present(s: &Option<String>) -> f64 {
-        truth(s.as_ref().is_some_and(|s| !s.is_empty()))
-    }
-    match f {
-        Field::Rating => |l| l.rating.unwrap_or(0.0),
-        Field::ReviewCount => |l| l.review_count.map_or(0.0, f64::from),
-        Field::Score => |l| l.score,
-        Field::Latitude => |l| l.latitude.unwrap_or(0.0),
-        Field::Longitude => |l| l.longitude.unwrap_or(0.0),
-        Field::CreatedAt => |l| l.created_at as f64,
-        Field::UpdatedAt => |l| l.updated_at as f64,
-        Field::LastInteractionAt => |l| l.last_interaction_at as f64,
-        Field::Name => |l| truth(!l.name.is_empty()),
-        Field::Source => |l| truth(!l.source.is_empty()),
-        Field::Status => |_| 1.0,
-        Field::Tags => |l| truth(!l.tags.is_empty()),
-        Field::Text(t) => match t {
-            TextField::Description => |l| present(&l.description),
-            TextField::Address => |l| present(&l.address),
-            TextField::City => |l| present(&l.city),
-            TextField::State => |l| present(&l.state),
-            TextField::Country => |l| present(&l.country),
-            TextField::PostalCode => |l| present(&l.postal_code),
-            TextField::Phone => |l| present(&l.phone),
-            TextField::Email => |l| present(&l.email),
-            TextField::Website => |l| present(&l.website),
-            TextField::Category => |l| present(&l.category),
-            TextField::SourceId => |l| present(&l.source_id),
-            TextField::LogoUrl => |l| present(&l.logo_url),
-        },
     }
 }
 
@@ -1051,19 +1133,197 @@ where
     }
 }
 
-/// A comparison of two numbers, specialized for `op`.
-fn cmp_node<A, B>(op: Bin, a: A, b: B) -> TestNode
+/// A comparison of two numbers, specialized for `op`, whose outcome `sel` turns into the
+/// node's value (1/0 for a comparison, one of two constants for `cond ? a : b`), so the choice
+/// costs no extra call.
+fn cmp_node<A, B, S>(op: Bin, a: A, b: B, sel: S) -> Node
 where
     A: Fn(&Lead) -> f64 + Send + Sync + 'static,
     B: Fn(&Lead) -> f64 + Send + Sync + 'static,
+    S: Fn(bool) -> f64 + Send + Sync + 'static,
 {
     match op {
-        Bin::Gt => Box::new(move |l| a(l) > b(l)),
-        Bin::Ge => Box::new(move |l| a(l) >= b(l)),
-        Bin::Lt => Box::new(move |l| a(l) < b(l)),
-        Bin::Le => Box::new(move |l| a(l) <= b(l)),
-        Bin::Eq => Box::new(move |l| a(l) == b(l)),
-        _ => Box::new(move |l| a(l) != b(l)),
+        Bin::Gt => Box::new(move |l| sel(a(l) > b(l))),
+        Bin::Ge => Box::new(move |l| sel(a(l) >= b(l))),
+        Bin::Lt => Box::new(move |l| sel(a(l) < b(l))),
+        Bin::Le => Box::new(move |l| sel(a(l) <= b(l))),
+        Bin::Eq => Box::new(move |l| sel(a(l) == b(l))),
+        _ => Box::new(move |l| sel(a(l) != b(l))),
+    }
+}
+
+/// The pools of an expression being turned into a closure tree, and the trees of the values
+/// its bytecode has computed so far (each with its depth).
+struct TreeBuilder<'p> {
+    nums: &'p [f64],
+    strs: &'p [StrConst],
+    attrs: &'p [Box<str>],
+    stack: Vec<(Node, usize)>,
+    /// Depth of the deepest tree popped for the instruction being built.
+    depth: usize,
+}
+
+impl TreeBuilder<'_> {
+    fn konst(&self, i: u16) -> f64 {
+        self.nums.get(usize::from(i)).copied().unwrap_or(0.0)
+    }
+
+    fn attr(&self, i: u16) -> Box<str> {
+        self.attrs.get(usize::from(i)).cloned().unwrap_or_default()
+    }
+
+    fn pop(&mut self) -> Node {
+        match self.stack.pop() {
+            Some((n, d)) => {
+                self.depth = self.depth.max(d);
+                n
+            }
+            None => Box::new(|_| 0.0),
+        }
+    }
+
+    /// An operand that may be text or a list (for `CmpAny`).
+    fn arg(&mut self, o: Operand) -> Arg {
+        match o {
+            Operand::Stack => Arg::Node(self.pop()),
+            Operand::Num(i) => Arg::Num(self.konst(i)),
+            Operand::Str(i) => match self.strs.get(usize::from(i)) {
+                Some(s) => Arg::Str(s.clone()),
+                None => Arg::Num(0.0),
+            },
+            Operand::Field(f) => Arg::Field(f),
+            Operand::Attr(i) => Arg::Attr(self.attr(i)),
+        }
+    }
+
+    /// An operand where a number is needed.
+    fn num(&mut self, o: Operand) -> Node {
+        match self.arg(o) {
+            Arg::Node(n) => n,
+            Arg::Num(x) => Box::new(move |_| x),
+            Arg::Field(f) => with_num_field!(f, get => Box::new(get)),
+            Arg::Attr(name) => Box::new(move |l| match attr_value(&name, l) {
+                Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+                _ => attr_val(&name, l).num(),
+            }),
+            // A string literal: its truthiness, as [`Val::num`] reads it.
+            leaf @ Arg::Str(_) => Box::new(move |l| leaf.val(l).num()),
+        }
+    }
+
+    /// A comparison whose outcome `sel` turns into the node's value.
+    fn test<S>(&mut self, t: Test, sel: S) -> Node
+    where
+        S: Fn(bool) -> f64 + Send + Sync + 'static,
+    {
+        match t {
+            Test::Cmp(op, Operand::Field(f), Operand::Num(k)) => {
+                let k = self.konst(k);
+                with_num_field!(f, get => cmp_node(op, get, move |_: &Lead| k, sel))
+            }
+            Test::Cmp(op, a, b) => {
+                let nb = self.num(b);
+                let na = self.num(a);
+                cmp_node(op, na, nb, sel)
+            }
+            Test::CmpAny(op, Operand::Attr(i), Operand::Num(k)) => {
+                // `attr_x > 500`: numeric attributes, the common case, skip `compare`.
+                let (name, k) = (self.attr(i), self.konst(k));
+                Box::new(move |l| {
+                    sel(match attr_value(&name, l) {
+                        Some(serde_json::Value::Number(n)) => {
+                            num_test(op, n.as_f64().unwrap_or(0.0), k)
+                        }
+                        _ => compare(op, attr_val(&name, l), Val::Num(k)),
+                    })
+                })
+            }
+            Test::CmpAny(op, a, b) => {
+                let vb = self.arg(b);
+                let va = self.arg(a);
+                Box::new(move |l| sel(compare(op, va.val(l), vb.val(l))))
+            }
+            Test::TextEq(f, i, eq) => match (text_fn(f), self.strs.get(usize::from(i))) {
+                (Some(get), Some(lit)) => {
+                    let lit = lit.clone();
+                    Box::new(move |l| sel(lit.matches(get(l)) == eq))
+                }
+                _ => {
+                    let v = sel(!eq);
+                    Box::new(move |_| v)
+                }
+            },
+            Test::TagsEq(i, eq) => match self.strs.get(usize::from(i)) {
+                Some(lit) => {
+                    let lit = lit.clone();
+                    Box::new(move |l| sel(l.tags.iter().any(|t| lit.eq_ci(t)) == eq))
+                }
+                None => {
+                    let v = sel(!eq);
+                    Box::new(move |_| v)
+                }
+            },
+        }
+    }
+
+    /// The tree of one instruction, popping the trees of its `Stack` operands.
+    fn op(&mut self, op: Op) -> Node {
+        match op {
+            Op::Push(a) => self.num(a),
+            Op::Neg(a) => {
+                let a = self.num(a);
+                Box::new(move |l| -a(l))
+            }
+            Op::Not(a) => {
+                let a = self.num(a);
+                Box::new(move |l| truth(a(l) == 0.0))
+            }
+            Op::Arith(op, a, Operand::Num(k)) => {
+                let na = self.num(a);
+                arith_k_node(op, na, self.konst(k))
+            }
+            Op::Arith(op, a, b) => {
+                let nb = self.num(b);
+                let na = self.num(a);
+                arith_node(op, na, nb)
+            }
+            Op::ArithSS(op) => {
+                let nb = self.pop();
+                let na = self.pop();
+                arith_node(op, na, nb)
+            }
+            Op::ArithFK(op, f, k) => {
+                let k = self.konst(k);
+                with_num_field!(f, get => arith_k_node(op, get, k))
+            }
+            Op::ArithSK(op, k) => {
+                let a = self.pop();
+                arith_k_node(op, a, self.konst(k))
+            }
+            Op::Test(t) => self.test(t, truth),
+            Op::TestK(t, a, b) => {
+                let (a, b) = (self.konst(a), self.konst(b));
+                self.test(t, move |hit| if hit { a } else { b })
+            }
+            Op::Select(c, a, b) => {
+                let nb = self.num(b);
+                let na = self.num(a);
+                let nc = self.num(c);
+                Box::new(move |l| if nc(l) != 0.0 { na(l) } else { nb(l) })
+            }
+            Op::SelectK(c, a, b) => {
+                let (a, b) = (self.konst(a), self.konst(b));
+                match c {
+                    Operand::Field(f) => {
+                        with_num_field!(f, get => Box::new(move |l| if get(l) != 0.0 { a } else { b }))
+                    }
+                    c => {
+                        let nc = self.num(c);
+                        Box::new(move |l| if nc(l) != 0.0 { a } else { b })
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -1071,136 +1331,23 @@ where
 /// trees of its `Stack` operands (last operand first, as [`Expr::run`] pops them) and pushes its
 /// own. `None` when the tree would be deeper than [`MAX_TREE_DEPTH`].
 fn build_tree(code: &[Op], nums: &[f64], strs: &[StrConst], attrs: &[Box<str>]) -> Option<Tree> {
-    let konst = |i: u16| nums.get(usize::from(i)).copied().unwrap_or(0.0);
-    // Each entry: the tree and its depth.
-    let mut stack: Vec<(Node, usize)> = Vec::new();
+    let mut b = TreeBuilder {
+        nums,
+        strs,
+        attrs,
+        stack: Vec::new(),
+        depth: 0,
+    };
     for &op in code {
-        let mut depth = 0;
-        let mut pop = || -> Node {
-            match stack.pop() {
-                Some((n, d)) => {
-                    depth = depth.max(d);
-                    n
-                }
-                None => Box::new(|_| 0.0),
-            }
-        };
-        // An operand that can be text (for `CmpAny`).
-        let arg = |o: Operand, pop: &mut dyn FnMut() -> Node| match o {
-            Operand::Stack => Arg::Node(pop()),
-            Operand::Num(i) => Arg::Num(konst(i)),
-            Operand::Str(i) => match strs.get(usize::from(i)) {
-                Some(s) => Arg::Str(s.clone()),
-                None => Arg::Num(0.0),
-            },
-            Operand::Field(f) => Arg::Field(f),
-            Operand::Attr(i) => match attrs.get(usize::from(i)) {
-                Some(name) => Arg::Attr(name.clone()),
-                None => Arg::Num(0.0),
-            },
-        };
-        // An operand where a number is needed.
-        let num = |o: Operand, pop: &mut dyn FnMut() -> Node| -> Node {
-            match arg(o, pop) {
-                Arg::Node(n) => n,
-                Arg::Num(x) => Box::new(move |_| x),
-                Arg::Field(f) => Box::new(num_fn(f)),
-                leaf => {
-                    // A string literal or an attribute: read as [`Val::num`].
-                    Box::new(move |l| leaf.val(l).num())
-                }
-            }
-        };
-        let test = |t: Test, pop: &mut dyn FnMut() -> Node| -> TestNode {
-            match t {
-                Test::Cmp(op, Operand::Field(f), Operand::Num(k)) => {
-                    let k = konst(k);
-                    cmp_node(op, num_fn(f), move |_: &Lead| k)
-                }
-                Test::Cmp(op, a, b) => {
-                    let nb = num(b, pop);
-                    let na = num(a, pop);
-                    cmp_node(op, na, nb)
-                }
-                Test::CmpAny(op, a, b) => {
-                    let vb = arg(b, pop);
-                    let va = arg(a, pop);
-                    Box::new(move |l| compare(op, va.val(l), vb.val(l)))
-                }
-                Test::TextEq(f, i, eq) => match (text_fn(f), strs.get(usize::from(i))) {
-                    (Some(get), Some(lit)) => {
-                        let lit = lit.clone();
-                        Box::new(move |l| lit.matches(get(l)) == eq)
-                    }
-                    _ => Box::new(move |_| !eq),
-                },
-                Test::TagsEq(i, eq) => match strs.get(usize::from(i)) {
-                    Some(lit) => {
-                        let lit = lit.clone();
-                        Box::new(move |l| l.tags.iter().any(|t| lit.eq_ci(t)) == eq)
-                    }
-                    None => Box::new(move |_| !eq),
-                },
-            }
-        };
-        let node: Node = match op {
-            Op::Push(a) => num(a, &mut pop),
-            Op::Neg(a) => {
-                let a = num(a, &mut pop);
-                Box::new(move |l| -a(l))
-            }
-            Op::Not(a) => {
-                let a = num(a, &mut pop);
-                Box::new(move |l| truth(a(l) == 0.0))
-            }
-            Op::Arith(op, a, b) => {
-                let nb = num(b, &mut pop);
-                let na = num(a, &mut pop);
-                arith_node(op, na, nb)
-            }
-            Op::ArithSS(op) => {
-                let nb = pop();
-                let na = pop();
-                arith_node(op, na, nb)
-            }
-            Op::ArithFK(op, f, k) => arith_k_node(op, num_fn(f), konst(k)),
-            Op::ArithSK(op, k) => arith_k_node(op, pop(), konst(k)),
-            Op::Test(t) => {
-                let t = test(t, &mut pop);
-                Box::new(move |l| truth(t(l)))
-            }
-            Op::TestK(t, a, b) => {
-                let t = test(t, &mut pop);
-                let (a, b) = (konst(a), konst(b));
-                Box::new(move |l| if t(l) { a } else { b })
-            }
-            Op::Select(c, a, b) => {
-                let nb = num(b, &mut pop);
-                let na = num(a, &mut pop);
-                let nc = num(c, &mut pop);
-                Box::new(move |l| if nc(l) != 0.0 { na(l) } else { nb(l) })
-            }
-            Op::SelectK(c, a, b) => {
-                let (a, b) = (konst(a), konst(b));
-                match c {
-                    Operand::Field(f) => {
-                        let get = num_fn(f);
-                        Box::new(move |l| if get(l) != 0.0 { a } else { b })
-                    }
-                    c => {
-                        let nc = num(c, &mut pop);
-                        Box::new(move |l| if nc(l) != 0.0 { a } else { b })
-                    }
-                }
-            }
-        };
-        let depth = depth + 1;
+        b.depth = 0;
+        let node = b.op(op);
+        let depth = b.depth + 1;
         if depth > MAX_TREE_DEPTH {
             return None;
         }
-        stack.push((node, depth));
+        b.stack.push((node, depth));
     }
-    let (root, _) = stack.pop()?;
+    let (root, _) = b.stack.pop()?;
     Some(Arc::from(root))
 }
 
@@ -2000,6 +2147,8 @@ mod tests {
             let lower: String = c.to_lowercase().collect();
             if lower.is_ascii() {
                 assert!(c.len_utf8() > lower.len(), "{c:?} lowercases to {lower:?}");
+                // And `StrConst::has_k`'s: the KELVIN SIGN is the only such char.
+                assert_eq!((c, lower.as_str()), ('\u{212A}', "k"));
             }
         }
         let kelvin = "\u{212A}";
@@ -2028,6 +2177,8 @@ mod tests {
                 "", "k", "kk", "paris", "evry", "istanbul", "strasse", "B2B", "ok",
             ] {
                 assert_eq!(eq_ci_ascii(s, lit), eq_ci(s, lit), "{s:?} vs {lit:?}");
+                let c = StrConst::new(lit.to_string());
+                assert_eq!(c.eq_ci(s), eq_ci(s, lit), "{s:?} vs literal {lit:?}");
             }
         }
         assert!(eq_ci_ascii(&format!("o{kelvin}"), "ok"));
