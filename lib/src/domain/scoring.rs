@@ -1004,7 +1004,13 @@ fn attr_val<'a>(name: &str, lead: &'a Lead) -> Val<'a> {
 
 /// The lead score of weighted rules: `clamp(Σ eval × weight, 0, 100)`; a non-finite sum is 0.
 pub fn score(rules: &[(&Expr, f64)], lead: &Lead) -> f64 {
-    let sum: f64 = rules.iter().map(|(e, w)| e.eval(lead) * w).sum();
+    score_weighted(rules.iter().copied(), lead)
+}
+
+/// [`score`] over any sequence of (rule, weight), so callers holding rules in their own types
+/// need not collect them first.
+pub fn score_weighted<'e>(rules: impl IntoIterator<Item = (&'e Expr, f64)>, lead: &Lead) -> f64 {
+    let sum: f64 = rules.into_iter().map(|(e, w)| e.eval(lead) * w).sum();
     fin(sum).clamp(0.0, 100.0)
 }
 

@@ -86,8 +86,7 @@ fn check_rule(name: &str, expression: &str, weight: f64) -> Result<()> {
 
 /// Computes a lead's score under compiled rules.
 pub fn score_of(rules: &[CompiledRule], lead: &Lead) -> f64 {
-    let pairs: Vec<(&Expr, f64)> = rules.iter().map(|r| (&r.expr, r.rule.weight)).collect();
-    scoring::score(&pairs, lead)
+    scoring::score_weighted(rules.iter().map(|r| (&r.expr, r.rule.weight)), lead)
 }
 
 impl LeadService {
