@@ -6,13 +6,15 @@
 //! Filters, batch, notes, scoring and export are not implemented by the server yet and are not
 //! exercised here.
 
-use std::collections::HashSet;
-use std::time::Duration;
+mod common;
 
+use std::collections::HashSet;
+
+use common::sdk;
 use futures_util::StreamExt;
 use klozeo_sdk::{
-    Attribute, AttributeResponse, Client, ClientConfig, Error, LeadInput, LeadResponse,
-    ListOptions, SortField, SortOrder, UpdateLeadInput,
+    Attribute, AttributeResponse, Client, Error, LeadInput, LeadResponse, ListOptions, SortField,
+    SortOrder, UpdateLeadInput,
 };
 use klozeo_tests::{Backend, TestServer, backends};
 use serde_json::json;
@@ -22,19 +24,6 @@ const UNKNOWN_KEY: &str = "sk_live_00000000000000000000000000000000";
 
 /// A lead id of the right shape that does not exist.
 const MISSING_ID: &str = "cl_01890a5d-ac96-774b-bcce-b302099a8057";
-
-/// An SDK client for `key` pointed at `server`. Retries are off so that a 5xx fails the test
-/// at once instead of being hidden by the SDK's backoff.
-fn sdk(server: &TestServer, key: &str) -> Client {
-    Client::with_config(
-        key,
-        ClientConfig::builder()
-            .base_url(server.base_url.clone())
-            .timeout(Duration::from_secs(60))
-            .max_retries(0)
-            .build(),
-    )
-}
 
 /// A server on `backend` and an SDK client for a fresh account.
 async fn setup(backend: klozeo_tests::Backend) -> (TestServer, Client) {

@@ -1,20 +1,10 @@
 //! Notes and scoring through the official Rust SDK (`klozeo = "=0.1.5"`), on every backend.
 
-use std::time::Duration;
+mod common;
 
-use klozeo_sdk::{Client, ClientConfig, Error, LeadInput, ScoringRuleInput};
+use common::sdk;
+use klozeo_sdk::{Error, LeadInput, ScoringRuleInput};
 use klozeo_tests::{TestServer, backends};
-
-fn sdk(server: &TestServer, key: &str) -> Client {
-    Client::with_config(
-        key,
-        ClientConfig::builder()
-            .base_url(server.base_url.clone())
-            .timeout(Duration::from_secs(60))
-            .max_retries(0)
-            .build(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notes_through_the_rust_sdk() {

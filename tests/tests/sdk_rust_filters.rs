@@ -15,18 +15,21 @@
 //! Semantics pinned for a lead without the field or attribute: it matches `neq`,
 //! `not_contains`, `array_not_contains`, `is_empty` and `is_not_set`, and nothing else.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::sdk_with as sdk;
 use futures_util::StreamExt;
 use klozeo_sdk::filters::{
     self as f, AttrFilterBuilder, Filter, GenericFilter, LocationFilterBuilder,
     NumberFilterBuilder, TagsFilterBuilder, TextFilterBuilder,
 };
 use klozeo_sdk::{
-    Attribute, Client, ClientConfig, Error, LeadInput, LeadResponse, ListOptions, SortField,
-    SortOrder, UpdateLeadInput,
+    Attribute, Client, Error, LeadInput, LeadResponse, ListOptions, SortField, SortOrder,
+    UpdateLeadInput,
 };
 use klozeo_tests::{ManualClock, TestServer, backends};
 
@@ -45,17 +48,6 @@ const ALL: [&str; 5] = [A, B, C, D, E];
 
 /// The burst plan of the test harness: 3 requests per 3 s.
 const BURST_LIMIT: u64 = 3;
-
-/// An SDK client for `key`; `retries: None` keeps the SDK's default (3).
-fn sdk(server: &TestServer, key: &str, retries: Option<u32>) -> Client {
-    let mut b = ClientConfig::builder()
-        .base_url(server.base_url.clone())
-        .timeout(Duration::from_secs(60));
-    if let Some(n) = retries {
-        b = b.max_retries(n);
-    }
-    Client::with_config(key, b.build())
-}
 
 /// A server on `backend` and a retry-less SDK client for a fresh unlimited account.
 async fn setup(backend: klozeo_tests::Backend) -> (TestServer, Client) {

@@ -509,18 +509,7 @@ impl LeadService {
     /// A lead's notes, newest first.
     pub async fn list_notes(&self, t: &Tenant, lead_id: &str) -> Result<Vec<Note>> {
         self.get(t, lead_id).await?;
-        let items = self
-            .deps
-            .query_all(QueryReq {
-                table: Table::Leads,
-                index: None,
-                pk: schema::tenant_pk(&t.account_id),
-                sk: SkCond::BeginsWith(schema::note_prefix(lead_id)),
-                start_after: None,
-                descending: true,
-                limit: 500,
-            })
-            .await?;
+        let items = self.note_items(t, lead_id, true).await?;
         items.iter().map(|i| from_body::<Note>(&i.body)).collect()
     }
 
@@ -615,20 +604,24 @@ impl LeadService {
             })
     }
 
-    /// The writes that remove a deleted lead's notes (note items and their pointers).
-    pub(crate) async fn note_cleanup(&self, t: &Tenant, lead_id: &str) -> Result<Vec<Key>> {
-        let items = self
-            .deps
+    /// The stored items of a lead's notes, newest first when `descending`.
+    async fn note_items(&self, t: &Tenant, lead_id: &str, descending: bool) -> Result<Vec<Item>> {
+        self.deps
             .query_all(QueryReq {
                 table: Table::Leads,
                 index: None,
                 pk: schema::tenant_pk(&t.account_id),
                 sk: SkCond::BeginsWith(schema::note_prefix(lead_id)),
                 start_after: None,
-                descending: false,
+                descending,
                 limit: 500,
             })
-            .await?;
+            .await
+    }
+
+    /// The writes that remove a deleted lead's notes (note items and their pointers).
+    pub(crate) async fn note_cleanup(&self, t: &Tenant, lead_id: &str) -> Result<Vec<Key>> {
+        let items = self.note_items(t, lead_id, false).await?;
         let mut keys = Vec::with_capacity(items.len() * 2);
         for item in &items {
             let note: Note = from_body(&item.body)?;
