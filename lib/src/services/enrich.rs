@@ -256,6 +256,7 @@ impl LeadService {
     /// grouped event.
     pub async fn rescore_all(&self, t: &Tenant) -> Result<(usize, usize)> {
         let rules = self.compiled_rules(t).await?;
+        let set = scoring::RuleSet::new(rules.iter().map(|r| (&r.expr, r.rule.weight)));
         let group = self.deps.ids.random().to_string();
         let mut start = None;
         let mut total = 0usize;
@@ -274,14 +275,22 @@ impl LeadService {
                     limit: 200,
                 })
                 .await?;
-            for item in &page.items {
-                total += 1;
-                let lead: Lead = from_body(&item.body)?;
-                if (score_of(&rules, &lead) - lead.score).abs() < 1e-9 {
-                    continue;
-                }
-                if let Some(score) = self.write_score(t, &lead.id, &rules, Some(&group)).await? {
-                    changed.push(serde_json::json!({ "id": lead.id, "score": score }));
+            // Parsed and scored a group at a time, so the leads are still in the cache when the
+            // rule set reads them (see `scoring::RuleSet`).
+            for items in page.items.chunks(scoring::LANES) {
+                let leads = items
+                    .iter()
+                    .map(|item| from_body::<Lead>(&item.body))
+                    .collect::<Result<Vec<_>>>()?;
+                total += leads.len();
+                for (lead, score) in leads.iter().zip(set.scores(&leads)) {
+                    if (score - lead.score).abs() < 1e-9 {
+                        continue;
+                    }
+                    if let Some(score) = self.write_score(t, &lead.id, &rules, Some(&group)).await?
+                    {
+                        changed.push(serde_json::json!({ "id": lead.id, "score": score }));
+                    }
                 }
             }
             match page.last {
