@@ -88,12 +88,28 @@ fn timed_pages(stored: &[Vec<u8>], iters: u64, score_group: impl Fn(&mut [Lead])
                     .collect();
                 let start = Instant::now();
                 score_group(&mut leads);
-                black_box(&leads);
                 scoring += start.elapsed();
             }
         }
     }
     scoring
+}
+
+/// Rescores `leads` with the rule set, as `rescore_all` does.
+fn with_set(set: &RuleSet, leads: &mut [Lead]) {
+    let scores = set.scores(leads);
+    for (lead, s) in leads.iter_mut().zip(scores) {
+        lead.score = s;
+    }
+    black_box(leads);
+}
+
+/// Rescores `leads` one at a time, as a single write does.
+fn one_by_one(rules: &[(&Expr, f64)], leads: &mut [Lead]) {
+    for lead in leads.iter_mut() {
+        lead.score = score(rules, lead);
+    }
+    black_box(leads);
 }
 
 fn rescoring(c: &mut Criterion) {
@@ -119,83 +135,38 @@ fn rescoring(c: &mut Criterion) {
     group.bench_function(
         "rescore 100k leads with 3 rules as a rule set, as read from the store (scoring time only)",
         |bench| {
-            bench.iter_custom(|iters| {
-                timed_pages(&stored, iters, |leads| {
-                    let scores = set.scores(leads);
-                    for (lead, s) in leads.iter_mut().zip(scores) {
-                        lead.score = s;
-                    }
-                })
-            })
+            bench.iter_custom(|iters| timed_pages(&stored, iters, |leads| with_set(&set, leads)))
         },
     );
     group.bench_function(
         "rescore 100k leads with 3 rules lead by lead, as read from the store (scoring time only)",
         |bench| {
-            bench.iter_custom(|iters| {
-                timed_pages(&stored, iters, |leads| {
-                    for lead in leads.iter_mut() {
-                        lead.score = score(&rules, lead);
-                    }
-                })
-            })
+            bench
+                .iter_custom(|iters| timed_pages(&stored, iters, |leads| one_by_one(&rules, leads)))
         },
     );
     group.finish();
     c.bench_function(
         "rescore 100k leads with 3 rules as a rule set, all held in memory",
-        |bench| {
-            bench.iter(|| {
-                let scores = set.scores(&data);
-                for (lead, s) in data.iter_mut().zip(scores) {
-                    lead.score = s;
-                }
-                black_box(&data);
-            })
-        },
+        |bench| bench.iter(|| with_set(&set, &mut data)),
     );
     c.bench_function(
         "rescore 100k leads with 3 rules lead by lead, all held in memory",
-        |bench| {
-            bench.iter(|| {
-                for lead in data.iter_mut() {
-                    lead.score = score(&rules, lead);
-                }
-                black_box(&data);
-            })
-        },
+        |bench| bench.iter(|| one_by_one(&rules, &mut data)),
     );
     // For reading the line above: the memory floor (a rule that reads nothing still walks and
     // writes every lead) and the compute cost (the same rules on leads that fit in the cache).
     let zero = Expr::parse("0").expect("valid");
     c.bench_function("rescore 100k leads with a rule reading nothing", |bench| {
-        bench.iter(|| {
-            for lead in data.iter_mut() {
-                lead.score = score(&[(&zero, 1.0)], lead);
-            }
-            black_box(&data);
-        })
+        bench.iter(|| one_by_one(&[(&zero, 1.0)], &mut data))
     });
     let mut few = leads(1_000);
     c.bench_function(
         "rescore 1k cache-resident leads with 3 rules as a rule set",
-        |bench| {
-            bench.iter(|| {
-                let scores = set.scores(&few);
-                for (lead, s) in few.iter_mut().zip(scores) {
-                    lead.score = s;
-                }
-                black_box(&few);
-            })
-        },
+        |bench| bench.iter(|| with_set(&set, &mut few)),
     );
     c.bench_function("rescore 1k cache-resident leads with 3 rules", |bench| {
-        bench.iter(|| {
-            for lead in few.iter_mut() {
-                lead.score = score(&rules, lead);
-            }
-            black_box(&few);
-        })
+        bench.iter(|| one_by_one(&rules, &mut few))
     });
 }
 
