@@ -2433,6 +2433,27 @@ mod tests {
     }
 
     #[test]
+    fn rule_sets_of_long_rules_use_smaller_groups_not_more_memory() {
+        let long = Expr::parse(&vec!["rating*2"; 450].join("+")).unwrap();
+        let rules: Vec<(&Expr, f64)> = (0..60).map(|i| (&long, f64::from(i) / 1e5)).collect();
+        let set = RuleSet::new(rules.iter().copied());
+        // Tens of thousands of columns: one lead per group keeps the scratch under 1 MiB.
+        assert!(set.columns > 50_000, "{}", set.columns);
+        assert_eq!(set.lanes, 1);
+        let page: Vec<Lead> = (0..5)
+            .map(|i| lead(serde_json::json!({ "rating": f64::from(i) })))
+            .collect();
+        let got = set.scores(&page);
+        for (l, s) in page.iter().zip(&got) {
+            assert_eq!(s.to_bits(), score(&rules, l).to_bits());
+        }
+        assert!(got[1] > 0.0 && got[1] < got[2], "{got:?}");
+        // A usual rule set keeps full groups.
+        let a = Expr::parse("rating * 10").unwrap();
+        assert_eq!(RuleSet::new([(&a, 1.0)]).lanes, LANES);
+    }
+
+    #[test]
     fn names_compare_word_by_word_like_bytes() {
         let base: Vec<u8> = (0u8..70).map(|i| b'a' + i % 26).collect();
         for n in 0..=base.len() {

@@ -24,6 +24,11 @@ use crate::domain::lead::{Lead, TextField};
 /// group's columns and the parts of its leads being read stay in the first-level cache.
 pub const LANES: usize = 64;
 
+/// Most numbers the columns of one group may hold (512 KiB): a rule set of many long rules,
+/// which needs thousands of columns, runs over smaller groups instead of taking more memory
+/// (down to one lead per group, whose columns are then all the scratch there is).
+const SCRATCH: usize = 1 << 16;
+
 /// An instruction's input: a column computed earlier, or a constant.
 #[derive(Debug, Clone, Copy)]
 enum Src {
@@ -87,7 +92,9 @@ enum Loaded {
 pub struct RuleSet {
     steps: Vec<Step>,
     /// Columns the program uses, the total (column 0) included.
-    columns: usize,
+    pub(super) columns: usize,
+    /// Leads per group: [`LANES`], or fewer when the program has too many columns.
+    pub(super) lanes: usize,
 }
 
 impl RuleSet {
@@ -96,6 +103,7 @@ impl RuleSet {
         let mut set = RuleSet {
             steps: Vec::new(),
             columns: 1,
+            lanes: LANES,
         };
         let mut loaded = Vec::new();
         for (expr, weight) in rules {
@@ -108,6 +116,7 @@ impl RuleSet {
             .run();
             set.steps.push(Step::Total { value, weight });
         }
+        set.lanes = (SCRATCH / set.columns).clamp(1, LANES);
         set
     }
 
@@ -115,8 +124,8 @@ impl RuleSet {
     /// lead. Allocates its result and one scratch area per call, never per lead.
     pub fn scores(&self, leads: &[Lead]) -> Vec<f64> {
         let mut out = Vec::with_capacity(leads.len());
-        let mut cols = vec![0.0f64; self.columns * LANES];
-        for group in leads.chunks(LANES) {
+        let mut cols = vec![0.0f64; self.columns * self.lanes];
+        for group in leads.chunks(self.lanes) {
             self.run(group, &mut cols);
             let total = cols.get(..group.len()).unwrap_or_default();
             out.extend(total.iter().map(|t| fin(*t).clamp(0.0, 100.0) + 0.0));
@@ -124,15 +133,15 @@ impl RuleSet {
         out
     }
 
-    /// Runs the program over one group of at most [`LANES`] leads; column 0 ends up holding
-    /// their totals.
+    /// Runs the program over one group of at most `self.lanes` leads; column 0 ends up
+    /// holding their totals.
     fn run(&self, leads: &[Lead], cols: &mut [f64]) {
         let n = leads.len();
         if let Some(total) = cols.get_mut(..n) {
             total.fill(0.0);
         }
         for step in &self.steps {
-            step.run(leads, cols, n);
+            step.run(leads, cols, n, self.lanes);
         }
     }
 }
@@ -355,26 +364,44 @@ fn is_number(o: Operand) -> bool {
     }
 }
 
-/// Splits the columns into the inputs of a step and its output column `dst`, cut to `n` lanes.
-/// Every input is numbered below `dst` (see [`Step`]), so inputs come from the first part.
-fn split(cols: &mut [f64], dst: usize, n: usize) -> (&[f64], &mut [f64]) {
-    let (inputs, rest) = cols.split_at_mut((dst * LANES).min(cols.len()));
-    let len = n.min(rest.len());
-    let (out, _) = rest.split_at_mut(len);
-    (inputs, out)
+/// The columns a step reads: `stride` numbers each, one per lane.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    data: &'a [f64],
+    stride: usize,
 }
 
-/// The first `n` lanes of input column `c`; empty if out of range (cannot happen: see [`Step`]).
-fn column(inputs: &[f64], c: usize, n: usize) -> &[f64] {
-    inputs.get(c * LANES..c * LANES + n).unwrap_or_default()
+impl<'a> Inputs<'a> {
+    /// The first `n` lanes of column `c`; empty if out of range (cannot happen: see [`Step`]).
+    fn column(self, c: usize, n: usize) -> &'a [f64] {
+        let start = c * self.stride;
+        self.data.get(start..start + n).unwrap_or_default()
+    }
+
+    /// Lane `i` of `s`.
+    fn lane(self, s: Src, i: usize) -> f64 {
+        match s {
+            Src::Reg(r) => self.data.get(r * self.stride + i).copied().unwrap_or(0.0),
+            Src::K(k) => k,
+        }
+    }
+}
+
+/// Splits the columns into the inputs of a step and its output column `dst`, cut to `n` lanes.
+/// Every input is numbered below `dst` (see [`Step`]), so inputs come from the first part.
+fn split(cols: &mut [f64], dst: usize, n: usize, stride: usize) -> (Inputs<'_>, &mut [f64]) {
+    let (data, rest) = cols.split_at_mut((dst * stride).min(cols.len()));
+    let len = n.min(rest.len());
+    let (out, _) = rest.split_at_mut(len);
+    (Inputs { data, stride }, out)
 }
 
 /// `out[i] = f(a[i])`.
 #[inline(always)]
-fn map1(inputs: &[f64], out: &mut [f64], a: Src, f: impl Fn(f64) -> f64) {
+fn map1(inputs: Inputs<'_>, out: &mut [f64], a: Src, f: impl Fn(f64) -> f64) {
     match a {
         Src::Reg(a) => {
-            let xs = column(inputs, a, out.len());
+            let xs = inputs.column(a, out.len());
             for (o, x) in out.iter_mut().zip(xs) {
                 *o = f(*x);
             }
@@ -385,22 +412,22 @@ fn map1(inputs: &[f64], out: &mut [f64], a: Src, f: impl Fn(f64) -> f64) {
 
 /// `out[i] = f(a[i], b[i])`, with the constant cases hoisted out of the loop.
 #[inline(always)]
-fn map2(inputs: &[f64], out: &mut [f64], a: Src, b: Src, f: impl Fn(f64, f64) -> f64) {
+fn map2(inputs: Inputs<'_>, out: &mut [f64], a: Src, b: Src, f: impl Fn(f64, f64) -> f64) {
     let n = out.len();
     match (a, b) {
         (Src::Reg(a), Src::Reg(b)) => {
-            let (xs, ys) = (column(inputs, a, n), column(inputs, b, n));
+            let (xs, ys) = (inputs.column(a, n), inputs.column(b, n));
             for ((o, x), y) in out.iter_mut().zip(xs).zip(ys) {
                 *o = f(*x, *y);
             }
         }
         (Src::Reg(a), Src::K(y)) => {
-            for (o, x) in out.iter_mut().zip(column(inputs, a, n)) {
+            for (o, x) in out.iter_mut().zip(inputs.column(a, n)) {
                 *o = f(*x, y);
             }
         }
         (Src::K(x), Src::Reg(b)) => {
-            for (o, y) in out.iter_mut().zip(column(inputs, b, n)) {
+            for (o, y) in out.iter_mut().zip(inputs.column(b, n)) {
                 *o = f(x, *y);
             }
         }
@@ -410,12 +437,12 @@ fn map2(inputs: &[f64], out: &mut [f64], a: Src, b: Src, f: impl Fn(f64, f64) ->
 
 /// `out[i] = c[i] != 0 ? a[i] : b[i]`.
 #[inline(always)]
-fn select(inputs: &[f64], out: &mut [f64], c: Src, a: Src, b: Src) {
+fn select(inputs: Inputs<'_>, out: &mut [f64], c: Src, a: Src, b: Src) {
     let n = out.len();
     match c {
         Src::K(c) => map1(inputs, out, if c != 0.0 { a } else { b }, |x| x),
         Src::Reg(c) => {
-            let cs = column(inputs, c, n);
+            let cs = inputs.column(c, n);
             match (a, b) {
                 (Src::K(a), Src::K(b)) => {
                     for (o, c) in out.iter_mut().zip(cs) {
@@ -423,12 +450,12 @@ fn select(inputs: &[f64], out: &mut [f64], c: Src, a: Src, b: Src) {
                     }
                 }
                 _ => {
-                    let lane = |s: Src, i: usize| match s {
-                        Src::Reg(r) => inputs.get(r * LANES + i).copied().unwrap_or(0.0),
-                        Src::K(k) => k,
-                    };
                     for (i, (o, c)) in out.iter_mut().zip(cs).enumerate() {
-                        *o = if *c != 0.0 { lane(a, i) } else { lane(b, i) };
+                        *o = if *c != 0.0 {
+                            inputs.lane(a, i)
+                        } else {
+                            inputs.lane(b, i)
+                        };
                     }
                 }
             }
@@ -445,14 +472,14 @@ fn each(leads: &[Lead], out: &mut [f64], f: impl Fn(&Lead) -> f64) {
 }
 
 impl Step {
-    fn run(&self, leads: &[Lead], cols: &mut [f64], n: usize) {
+    fn run(&self, leads: &[Lead], cols: &mut [f64], n: usize, stride: usize) {
         match self {
             Step::FieldNum { field, dst } => {
-                let (_, out) = split(cols, *dst, n);
+                let (_, out) = split(cols, *dst, n, stride);
                 with_num_field!(*field, get => each(leads, out, get));
             }
             Step::FieldCmp { field, dst } => {
-                let (_, out) = split(cols, *dst, n);
+                let (_, out) = split(cols, *dst, n, stride);
                 each(leads, out, |l| field.get(l).cmp_num());
             }
             Step::Attr { name, num, cmp } => {
@@ -467,30 +494,30 @@ impl Step {
                             (v.num(), v.cmp_num())
                         }
                     };
-                    if let Some(slot) = num.and_then(|c| cols.get_mut(c * LANES + i)) {
+                    if let Some(slot) = num.and_then(|c| cols.get_mut(c * stride + i)) {
                         *slot = x;
                     }
-                    if let Some(slot) = cmp.and_then(|c| cols.get_mut(c * LANES + i)) {
+                    if let Some(slot) = cmp.and_then(|c| cols.get_mut(c * stride + i)) {
                         *slot = y;
                     }
                 }
             }
             Step::TextEq { get, lit, eq, dst } => {
-                let (_, out) = split(cols, *dst, n);
+                let (_, out) = split(cols, *dst, n, stride);
                 each(leads, out, |l| truth(lit.matches(get(l)) == *eq));
             }
             Step::TagsEq { lit, eq, dst } => {
-                let (_, out) = split(cols, *dst, n);
+                let (_, out) = split(cols, *dst, n, stride);
                 each(leads, out, |l| {
                     truth(l.tags.iter().any(|t| lit.eq_ci(t)) == *eq)
                 });
             }
             Step::Compare { op, a, b, dst } => {
-                let (_, out) = split(cols, *dst, n);
+                let (_, out) = split(cols, *dst, n, stride);
                 each(leads, out, |l| truth(compare(*op, a.val(l), b.val(l))));
             }
             Step::Arith { op, a, b, dst } => {
-                let (inputs, out) = split(cols, *dst, n);
+                let (inputs, out) = split(cols, *dst, n, stride);
                 let (a, b) = (*a, *b);
                 match op {
                     Bin::Add => map2(inputs, out, a, b, |x, y| fin(x + y)),
@@ -504,29 +531,30 @@ impl Step {
                 }
             }
             Step::Cmp { op, a, b, dst } => {
-                let (inputs, out) = split(cols, *dst, n);
+                let (inputs, out) = split(cols, *dst, n, stride);
                 compare_columns(*op, inputs, out, *a, *b);
             }
             Step::Select { c, a, b, dst } => {
-                let (inputs, out) = split(cols, *dst, n);
+                let (inputs, out) = split(cols, *dst, n, stride);
                 select(inputs, out, *c, *a, *b);
             }
             Step::Neg { a, dst } => {
-                let (inputs, out) = split(cols, *dst, n);
+                let (inputs, out) = split(cols, *dst, n, stride);
                 map1(inputs, out, *a, |x| -x);
             }
             Step::Not { a, dst } => {
-                let (inputs, out) = split(cols, *dst, n);
+                let (inputs, out) = split(cols, *dst, n, stride);
                 map1(inputs, out, *a, |x| truth(x == 0.0));
             }
             Step::Total { value, weight } => {
-                let (total, rest) = cols.split_at_mut(LANES.min(cols.len()));
+                let (total, rest) = cols.split_at_mut(stride.min(cols.len()));
                 let w = *weight;
                 let add = |t: &mut f64, v: f64| *t += (fin(v) + 0.0) * w;
                 match *value {
                     Src::Reg(r) => {
                         // Column `r` is above column 0, so it sits in `rest`, shifted by one.
-                        let vs = column(rest, r.wrapping_sub(1), n);
+                        let rest = Inputs { data: rest, stride };
+                        let vs = rest.column(r.wrapping_sub(1), n);
                         for (t, v) in total.iter_mut().zip(vs) {
                             add(t, *v);
                         }
@@ -540,7 +568,7 @@ impl Step {
 
 /// `out[i] = a[i] op b[i]` for a comparison operator, as 1/0.
 #[inline(always)]
-fn compare_columns(op: Bin, inputs: &[f64], out: &mut [f64], a: Src, b: Src) {
+fn compare_columns(op: Bin, inputs: Inputs<'_>, out: &mut [f64], a: Src, b: Src) {
     match op {
         Bin::Gt => map2(inputs, out, a, b, |x, y| truth(x > y)),
         Bin::Ge => map2(inputs, out, a, b, |x, y| truth(x >= y)),
