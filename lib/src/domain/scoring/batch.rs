@@ -7,7 +7,7 @@
 //! runs as a tight loop over a whole group of leads: a leaf load reads one field or attribute of
 //! 64 leads in a row (independent loads the processor overlaps, instead of a chain of misses), and
 //! arithmetic, comparisons and selections are loops over 64 numbers with the operator chosen once
-//! per group, which the compiler turns into straight-line, mostly branch-free code. Leaves that
+//! per group, which the compiler can unroll and vectorize. Leaves that
 //! several rules of the set read (`rating`, an attribute) are loaded once per lead.
 //!
 //! The semantics are those of [`Expr::eval`] and [`super::score`], bit for bit: every value is
@@ -21,7 +21,7 @@ use super::{
 use crate::domain::lead::{Lead, TextField};
 
 /// Leads per group: enough to amortize choosing each instruction's loop, few enough that a
-/// group's columns and the parts of its leads being read stay in the first-level cache.
+/// group's columns stay in the first-level cache and the leads just parsed in the second.
 pub const LANES: usize = 64;
 
 /// Most numbers the columns of one group may hold (512 KiB): a rule set of many long rules,
@@ -88,7 +88,8 @@ enum Loaded {
 /// Weighted rules compiled together for scoring many leads: the batch form of
 /// [`super::score_weighted`], used where a whole page of leads is rescored.
 ///
-/// Build one per rule change with [`RuleSet::new`] and call [`RuleSet::scores`] with each page.
+/// Build one per rescoring pass with [`RuleSet::new`] and call [`RuleSet::scores`] with each
+/// group of leads read.
 pub struct RuleSet {
     steps: Vec<Step>,
     /// Columns the program uses, the total (column 0) included.
