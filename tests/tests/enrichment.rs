@@ -444,3 +444,82 @@ async fn scoring_rules_crud_and_scores_stay_current() {
         );
     }
 }
+
+/// A rule change rescores every lead of an account that spans two pages of the store, each
+/// from its own stored values, and an explicit rescore then finds nothing left to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_changes_rescore_leads_across_pages() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let api = Api::new(&s).await;
+        let mut ids = Vec::new();
+        for batch in 0..3 {
+            let leads: Vec<Value> = (0..70)
+                .map(|j| {
+                    let i = batch * 70 + j;
+                    let city = ["Paris", "Lyon", "paris"][i % 3];
+                    let mut l = json!({
+                        "name": format!("Company {i}"), "source": "import",
+                        "rating": (i % 5) as f64, "city": city,
+                    });
+                    if i % 4 == 0 {
+                        l["attributes"] =
+                            json!([{"name": "employees", "type": "number", "value": i}]);
+                    }
+                    l
+                })
+                .collect();
+            let (st, v) = api
+                .call(
+                    Method::POST,
+                    "/leads/batch",
+                    Some(json!({ "leads": leads })),
+                )
+                .await;
+            assert!(st.is_success(), "{b:?} {st} {v}");
+            let created = v["created"].as_array().unwrap();
+            assert_eq!(created.len(), 70, "{b:?} {v}");
+            ids.extend(
+                created
+                    .iter()
+                    .map(|c| c["id"].as_str().unwrap().to_string()),
+            );
+        }
+        let want = |i: usize, w: f64| {
+            let employees = if i.is_multiple_of(4) { i as f64 } else { 0.0 };
+            let paris = if i % 3 == 1 { 0.0 } else { 5.0 };
+            (((i % 5) as f64 * 10.0 + paris + employees / 100.0) * w).clamp(0.0, 100.0)
+        };
+        let (st, rule) = api
+            .call(
+                Method::POST,
+                "/scoring-rules",
+                Some(json!({"name": "fit", "expression": "rating * 10 + (city == 'PARIS' ? 5 : 0) + attr_employees / 100"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{rule}");
+        // The first and last lead, and leads on either side of the 200-lead page boundary.
+        let sample = [0, 1, 199, 200, 201, 209];
+        for i in sample {
+            assert_eq!(api.score(&ids[i]).await, want(i, 1.0), "{b:?} lead {i}");
+        }
+        let rid = rule["id"].as_str().unwrap();
+        let (st, _) = api
+            .call(
+                Method::PUT,
+                &format!("/scoring-rules/{rid}"),
+                Some(json!({"weight": 2.0})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        for i in sample {
+            assert_eq!(api.score(&ids[i]).await, want(i, 2.0), "{b:?} lead {i}");
+        }
+        let (st, v) = api.call(Method::POST, "/leads/score/batch", None).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            (v["total"].clone(), v["updated"].clone()),
+            (json!(210), json!(0))
+        );
+    }
+}

@@ -491,7 +491,8 @@ impl Lead {
         }
     }
 
-    fn text_mut(&mut self, f: TextField) -> &mut Option<String> {
+    /// The text field `f`, to change it in place.
+    pub(crate) fn text_mut(&mut self, f: TextField) -> &mut Option<String> {
         match f {
             TextField::Description => &mut self.description,
             TextField::Address => &mut self.address,

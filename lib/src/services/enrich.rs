@@ -257,6 +257,7 @@ impl LeadService {
     pub async fn rescore_all(&self, t: &Tenant) -> Result<(usize, usize)> {
         let rules = self.compiled_rules(t).await?;
         let set = scoring::RuleSet::new(rules.iter().map(|r| (&r.expr, r.rule.weight)));
+        let mut stored = scoring::StoredLeads::new(&set);
         let group = self.deps.ids.random().to_string();
         let mut start = None;
         let mut total = 0usize;
@@ -275,22 +276,23 @@ impl LeadService {
                     limit: 200,
                 })
                 .await?;
-            // Parsed and scored a group at a time, so the leads are still in the cache when the
-            // rule set reads them (see `scoring::RuleSet`).
-            for items in page.items.chunks(scoring::LANES) {
-                let leads = items
-                    .iter()
-                    .map(|item| from_body::<Lead>(&item.body))
-                    .collect::<Result<Vec<_>>>()?;
-                total += leads.len();
-                for (lead, score) in leads.iter().zip(set.scores(&leads)) {
-                    if (score - lead.score).abs() < 1e-9 {
-                        continue;
-                    }
-                    if let Some(score) = self.write_score(t, &lead.id, &rules, Some(&group)).await?
-                    {
-                        changed.push(serde_json::json!({ "id": lead.id, "score": score }));
-                    }
+            // Only what the rules read is parsed out of each document (see
+            // `scoring::StoredLeads`); the few leads whose score changed are then reloaded whole
+            // and written with a version check.
+            stored.clear();
+            for item in &page.items {
+                stored.push(&item.body).map_err(|e| {
+                    Error::internal(format!("corrupt stored document {}: {e}", item.key.sk))
+                })?;
+            }
+            total += stored.len();
+            for (i, score) in stored.scores().into_iter().enumerate() {
+                if (score - stored.stored_score(i)).abs() < 1e-9 {
+                    continue;
+                }
+                let id = stored.id(i);
+                if let Some(score) = self.write_score(t, id, &rules, Some(&group)).await? {
+                    changed.push(serde_json::json!({ "id": id, "score": score }));
                 }
             }
             match page.last {

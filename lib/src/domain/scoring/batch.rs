@@ -91,7 +91,12 @@ enum Loaded {
 /// Build one per rescoring pass with [`RuleSet::new`] and call [`RuleSet::scores`] with each
 /// group of leads read.
 pub struct RuleSet {
+    /// The steps that read leads (each writes its own columns and reads no other), run first.
+    loads: Vec<Step>,
+    /// The steps that compute on columns, in order.
     steps: Vec<Step>,
+    /// What the loads read, for reading only that from a stored lead (see `StoredLeads`).
+    pub(super) needs: Needs,
     /// Columns the program uses, the total (column 0) included.
     pub(super) columns: usize,
     /// Leads per group: [`LANES`], or fewer when the program has too many columns.
@@ -102,7 +107,9 @@ impl RuleSet {
     /// Compiles the rules, each with its weight, in the order their contributions are summed.
     pub fn new<'e>(rules: impl IntoIterator<Item = (&'e Expr, f64)>) -> RuleSet {
         let mut set = RuleSet {
+            loads: Vec::new(),
             steps: Vec::new(),
+            needs: Needs::default(),
             columns: 1,
             lanes: LANES,
         };
@@ -141,9 +148,78 @@ impl RuleSet {
         if let Some(total) = cols.get_mut(..n) {
             total.fill(0.0);
         }
-        for step in &self.steps {
+        for step in self.loads.iter().chain(&self.steps) {
             step.run(leads, cols, n, self.lanes);
         }
+    }
+
+    /// The columns the loads write (what the program reads of a lead), in program order.
+    pub(super) fn loaded_columns(&self) -> Vec<usize> {
+        self.loads.iter().flat_map(Step::loaded).collect()
+    }
+
+    /// Runs the loads on one lead, into `one` (one lane per column).
+    pub(super) fn load_one(&self, lead: &Lead, one: &mut [f64]) {
+        for step in &self.loads {
+            step.run(std::slice::from_ref(lead), one, 1, 1);
+        }
+    }
+
+    /// Runs the computing steps over one group whose loaded columns are already filled.
+    pub(super) fn compute(&self, cols: &mut [f64], n: usize) {
+        if let Some(total) = cols.get_mut(..n) {
+            total.fill(0.0);
+        }
+        for step in &self.steps {
+            step.run(&[], cols, n, self.lanes);
+        }
+    }
+}
+
+/// The fields and attributes a rule set reads.
+#[derive(Default)]
+pub(super) struct Needs {
+    /// Fields read, each once (the stored score is always read, so never listed).
+    pub(super) fields: Vec<Field>,
+    /// Attribute names read, each once.
+    pub(super) attrs: Vec<Box<str>>,
+}
+
+impl Needs {
+    fn field(&mut self, f: Field) {
+        if f != Field::Score && !self.fields.contains(&f) {
+            self.fields.push(f);
+        }
+    }
+
+    fn attr(&mut self, name: &str) {
+        if !self.attrs.iter().any(|a| **a == *name) {
+            self.attrs.push(name.into());
+        }
+    }
+
+    fn arg(&mut self, a: &Arg) {
+        match a {
+            Arg::Field(f) => self.field(*f),
+            Arg::Attr(name) => self.attr(name),
+            Arg::Num(_) | Arg::Str(_) | Arg::Node(_) => {}
+        }
+    }
+}
+
+impl Step {
+    /// The columns this step writes, if it is a load (reads the lead).
+    fn loaded(&self) -> impl Iterator<Item = usize> + '_ {
+        let (a, b) = match self {
+            Step::FieldNum { dst, .. }
+            | Step::FieldCmp { dst, .. }
+            | Step::TextEq { dst, .. }
+            | Step::TagsEq { dst, .. }
+            | Step::Compare { dst, .. } => (Some(*dst), None),
+            Step::Attr { num, cmp, .. } => (*num, *cmp),
+            _ => (None, None),
+        };
+        a.into_iter().chain(b)
     }
 }
 
@@ -178,6 +254,13 @@ impl Compiler<'_, '_> {
         Src::Reg(dst)
     }
 
+    /// As [`Compiler::emit`], for a step that reads the lead.
+    fn emit_load(&mut self, step: impl FnOnce(usize) -> Step) -> Src {
+        let dst = self.column();
+        self.set.loads.push(step(dst));
+        Src::Reg(dst)
+    }
+
     fn pop(&mut self) -> Src {
         self.stack.pop().unwrap_or(Src::K(0.0))
     }
@@ -205,19 +288,26 @@ impl Compiler<'_, '_> {
         }
         let dst = self.column();
         match &leaf {
-            Loaded::FieldNum(field) => self.set.steps.push(Step::FieldNum { field: *field, dst }),
-            Loaded::FieldCmp(field) => self.set.steps.push(Step::FieldCmp { field: *field, dst }),
+            Loaded::FieldNum(field) => {
+                self.set.needs.field(*field);
+                self.set.loads.push(Step::FieldNum { field: *field, dst })
+            }
+            Loaded::FieldCmp(field) => {
+                self.set.needs.field(*field);
+                self.set.loads.push(Step::FieldCmp { field: *field, dst })
+            }
             Loaded::AttrNum(name) | Loaded::AttrCmp(name) => {
+                self.set.needs.attr(name);
                 let is_num = matches!(leaf, Loaded::AttrNum(_));
                 // One lookup per lead serves both views of the attribute.
-                let existing = self.set.steps.iter_mut().find_map(|s| match s {
+                let existing = self.set.loads.iter_mut().find_map(|s| match s {
                     Step::Attr { name: n, num, cmp } if n == name => Some((num, cmp)),
                     _ => None,
                 });
                 match existing {
                     Some((num, _)) if is_num => *num = Some(dst),
                     Some((_, cmp)) => *cmp = Some(dst),
-                    None => self.set.steps.push(Step::Attr {
+                    None => self.set.loads.push(Step::Attr {
                         name: name.clone(),
                         num: is_num.then_some(dst),
                         cmp: (!is_num).then_some(dst),
@@ -291,14 +381,22 @@ impl Compiler<'_, '_> {
             }
             Test::CmpAny(op, a, b) => {
                 let (a, b) = (self.arg(a), self.arg(b));
-                self.emit(|dst| Step::Compare { op, a, b, dst })
+                self.set.needs.arg(&a);
+                self.set.needs.arg(&b);
+                self.emit_load(|dst| Step::Compare { op, a, b, dst })
             }
             Test::TextEq(f, i, eq) => match (text_fn(f), self.lit(i).cloned()) {
-                (Some(get), Some(lit)) => self.emit(|dst| Step::TextEq { get, lit, eq, dst }),
+                (Some(get), Some(lit)) => {
+                    self.set.needs.field(f);
+                    self.emit_load(|dst| Step::TextEq { get, lit, eq, dst })
+                }
                 _ => Src::K(truth(!eq)),
             },
             Test::TagsEq(i, eq) => match self.lit(i).cloned() {
-                Some(lit) => self.emit(|dst| Step::TagsEq { lit, eq, dst }),
+                Some(lit) => {
+                    self.set.needs.field(Field::Tags);
+                    self.emit_load(|dst| Step::TagsEq { lit, eq, dst })
+                }
                 None => Src::K(truth(!eq)),
             },
         }
@@ -473,6 +571,7 @@ fn each(leads: &[Lead], out: &mut [f64], f: impl Fn(&Lead) -> f64) {
 }
 
 impl Step {
+    /// Runs the step over the first `n` lanes of `cols` (each column `stride` lanes wide).
     fn run(&self, leads: &[Lead], cols: &mut [f64], n: usize, stride: usize) {
         match self {
             Step::FieldNum { field, dst } => {
