@@ -77,7 +77,7 @@ enum AccountCmd {
         #[arg(long)]
         email: String,
         /// Plan name (free, pro, enterprise, unlimited, or one from KLOZEO_PLANS_FILE).
-        #[arg(long, default_value = "free")]
+        #[arg(long, env = "KLOZEO_DEFAULT_PLAN", default_value = "free")]
         plan: String,
         #[command(flatten)]
         store: StoreArgs,

@@ -13,7 +13,8 @@
 //! [`Lead`] without allocating and without panicking, and [`score`] combines weighted rules into
 //! the 0–100 lead score (docs: "Lead Scoring"). To score many leads, a [`RuleSet`] compiles the
 //! same bytecode of all of an account's rules into one program over columns and runs it over
-//! groups of [`LANES`] leads, with the same results (see `batch.rs`).
+//! groups of [`LANES`] leads, with the same results (see `batch.rs`); [`StoredLeads`] feeds it
+//! straight from stored documents, reading only what the rules need (see `stored.rs`).
 //!
 //! # Grammar
 //!

@@ -213,7 +213,6 @@ fn function_env(api: &str, name: &str, extra: &[(String, String)]) -> Vec<(Strin
             "KLOZEO_SIGNING_KEY",
             "coldstart-signing-key-0123456789abcdef",
         ),
-        ("KLOZEO_DEFAULT_PLAN", "free"),
         ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
     ]
     .into_iter()
