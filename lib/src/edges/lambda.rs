@@ -20,13 +20,56 @@ pub use lambda_http::Error as LambdaError;
 /// Runs an HTTP Lambda function serving `routes` through API Gateway (REST payload 1.0 or
 /// HTTP payload 2.0). Configuration is read and clients are built once, before the first
 /// invocation; no network I/O happens until a request arrives.
+///
+/// A function that cannot start (a setting missing or invalid) says why to Lambda through the
+/// Runtime API's init error, so the reason shows in the invocation's error and in the logs,
+/// and then exits.
 pub async fn run_http(routes: Routes) -> Result<(), lambda_http::Error> {
+    let svc = match init(routes).await {
+        Ok(svc) => svc,
+        Err(e) => {
+            if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API")
+                && let Err(io) = report_init_error(&api, &e.to_string())
+            {
+                tracing::error!(error = %io, "could not report the init error");
+            }
+            tracing::error!(error = %e, "cannot start");
+            return Err(e);
+        }
+    };
+    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
+        let svc = svc.clone();
+        async move { Ok::<_, Infallible>(handle(svc, req).await) }
+    }))
+    .await
+}
+
+/// Reads the configuration and builds the router with its clients.
+async fn init(
+    routes: Routes,
+) -> Result<
+    impl tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone
+    + Send
+    + 'static,
+    lambda_http::Error,
+> {
+    // Logging first, so a later failure is logged; a bad log level still leaves the default.
+    let level = config::log_level_from_env();
+    let max = level
+        .as_ref()
+        .map_or(tracing::level_filters::LevelFilter::INFO, |l| *l);
     tracing_subscriber::fmt()
         .json()
-        .with_max_level(config::log_level_from_env()?)
+        .with_max_level(max)
         .with_current_span(false)
         .without_time()
         .init();
+    level?;
     let config = Config::lambda_from_env()?;
     // Built here rather than through `App::build`, so the embedded store is unreachable from a
     // function and the linker leaves SQLite out of the package.
@@ -39,12 +82,33 @@ pub async fn run_http(routes: Routes) -> Result<(), lambda_http::Error> {
     };
     let store = Arc::new(dynamo_store(table_prefix, *tls_roots).await);
     let app = Arc::new(App::with_store(store, &config)?);
-    let svc = service(app, routes);
-    lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
-        let svc = svc.clone();
-        async move { Ok::<_, Infallible>(handle(svc, req).await) }
-    }))
-    .await
+    Ok(service(app, routes))
+}
+
+/// Tells the Runtime API at `api` (`host:port`, from `AWS_LAMBDA_RUNTIME_API`) that the function
+/// could not start, and why. Plain HTTP/1.1 over a blocking socket: it runs once, before the
+/// runtime client exists, and only on the way out.
+pub fn report_init_error(api: &str, message: &str) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let body = serde_json::json!({
+        "errorType": "Runtime.InitError",
+        "errorMessage": message,
+        "stackTrace": [],
+    })
+    .to_string();
+    let mut conn = std::net::TcpStream::connect(api)?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    write!(
+        conn,
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\n\
+         Lambda-Runtime-Function-Error-Type: Runtime.InitError\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    // The answer (202) only says the report arrived; read it so the connection closes cleanly.
+    let mut answer = [0u8; 256];
+    let _ = conn.read(&mut answer);
+    Ok(())
 }
 
 /// Answers one API Gateway request (already decoded by `lambda_http` from a REST 1.0 or HTTP
@@ -145,7 +209,58 @@ fn is_routed(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::routed_path;
+    use super::{report_init_error, routed_path};
+
+    #[test]
+    fn init_errors_are_reported_to_the_runtime_api() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+            let (conn, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(conn);
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                head.push(line.trim_end().to_string());
+            }
+            let len: usize = head
+                .iter()
+                .find_map(|h| h.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            r.get_mut()
+                .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            (head, body)
+        });
+        report_init_error(&api, "missing setting KLOZEO_TABLE_PREFIX").unwrap();
+        let (head, body) = server.join().unwrap();
+        assert_eq!(head[0], "POST /2018-06-01/runtime/init/error HTTP/1.1");
+        assert!(
+            head.iter()
+                .any(|h| h == "Lambda-Runtime-Function-Error-Type: Runtime.InitError"),
+            "{head:?}"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "errorType": "Runtime.InitError",
+                "errorMessage": "missing setting KLOZEO_TABLE_PREFIX",
+                "stackTrace": []
+            })
+        );
+        // Nobody listening: an error to log, not a panic or a hang.
+        assert!(report_init_error("127.0.0.1:1", "x").is_err());
+    }
 
     #[test]
     fn stage_segment_is_removed_once() {
