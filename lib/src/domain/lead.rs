@@ -273,8 +273,9 @@ impl TextField {
     }
 }
 
-/// A stored lead, exactly as the API returns it (wire-contract §4.1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A stored lead, exactly as the API returns it (wire-contract §4.1). The default is a lead with
+/// every field empty, not a valid lead: what [`Lead::create`] starts from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
     /// `cl_<uuidv7>`.
     pub id: String,
@@ -445,29 +446,10 @@ impl Lead {
             id,
             name: name.clone(),
             source: source.clone(),
-            description: None,
-            address: None,
-            city: None,
-            state: None,
-            country: None,
-            postal_code: None,
-            latitude: None,
-            longitude: None,
-            phone: None,
-            email: None,
-            website: None,
-            rating: None,
-            review_count: None,
-            category: None,
-            tags: Vec::new(),
-            source_id: None,
-            logo_url: None,
-            status: Status::New,
-            score: 0.0,
-            attributes: Vec::new(),
             created_at: now,
             updated_at: now,
             last_interaction_at: now,
+            ..Lead::default()
         };
         lead.apply(changes, new_attr_id)?;
         Ok(lead)

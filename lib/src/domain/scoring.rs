@@ -3070,6 +3070,21 @@ mod properties {
             .collect()
     }
 
+    /// Up to three random rules, each with a weight (negative and huge ones included).
+    fn weighted_rules() -> impl Strategy<Value = Vec<(T, f64)>> {
+        prop::collection::vec(
+            (tree(), prop::sample::select(vec![1.0, 0.5, -2.0, 1e300])),
+            0..4,
+        )
+    }
+
+    fn compile(rules: &[(T, f64)]) -> Vec<(Expr, f64)> {
+        rules
+            .iter()
+            .map(|(t, w)| (Expr::parse(&t.src()).unwrap(), *w))
+            .collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1000))]
 
@@ -3077,13 +3092,10 @@ mod properties {
         /// rules give it one lead at a time.
         #[test]
         fn rule_set_matches_lead_by_lead(
-            rules in prop::collection::vec((tree(), prop::sample::select(vec![1.0, 0.5, -2.0, 1e300])), 0..4),
+            rules in weighted_rules(),
             n in 1usize..140,
         ) {
-            let exprs: Vec<(Expr, f64)> = rules
-                .iter()
-                .map(|(t, w)| (Expr::parse(&t.src()).unwrap(), *w))
-                .collect();
+            let exprs = compile(&rules);
             let pairs: Vec<(&Expr, f64)> = exprs.iter().map(|(e, w)| (e, *w)).collect();
             let page = varied_leads(n);
             let got = RuleSet::new(pairs.iter().copied()).scores(&page);
@@ -3098,13 +3110,10 @@ mod properties {
         /// the lead parsed from the same document, with its id and stored score.
         #[test]
         fn stored_leads_match_lead_by_lead(
-            rules in prop::collection::vec((tree(), prop::sample::select(vec![1.0, 0.5, -2.0, 1e300])), 0..4),
+            rules in weighted_rules(),
             n in 1usize..140,
         ) {
-            let exprs: Vec<(Expr, f64)> = rules
-                .iter()
-                .map(|(t, w)| (Expr::parse(&t.src()).unwrap(), *w))
-                .collect();
+            let exprs = compile(&rules);
             let pairs: Vec<(&Expr, f64)> = exprs.iter().map(|(e, w)| (e, *w)).collect();
             let docs: Vec<Vec<u8>> = varied_leads(n)
                 .iter()

@@ -54,7 +54,7 @@ impl<'s> StoredLeads<'s> {
         let loaded = set.loaded_columns();
         StoredLeads {
             set,
-            scratch: blank_lead(),
+            scratch: Lead::default(),
             one: vec![0.0; set.columns],
             values: vec![Vec::new(); loaded.len()],
             loaded,
@@ -145,38 +145,6 @@ impl<'s> StoredLeads<'s> {
             start += n;
         }
         out
-    }
-}
-
-/// A lead with every field empty, written field by field as documents are read.
-fn blank_lead() -> Lead {
-    Lead {
-        id: String::new(),
-        name: String::new(),
-        source: String::new(),
-        description: None,
-        address: None,
-        city: None,
-        state: None,
-        country: None,
-        postal_code: None,
-        latitude: None,
-        longitude: None,
-        phone: None,
-        email: None,
-        website: None,
-        rating: None,
-        review_count: None,
-        category: None,
-        tags: Vec::new(),
-        source_id: None,
-        logo_url: None,
-        status: Status::default(),
-        score: 0.0,
-        attributes: Vec::new(),
-        created_at: 0,
-        updated_at: 0,
-        last_interaction_at: 0,
     }
 }
 
