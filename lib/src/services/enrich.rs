@@ -277,8 +277,9 @@ impl LeadService {
                 })
                 .await?;
             // Only what the rules read is parsed out of each document (see
-            // `scoring::StoredLeads`); the few leads whose score changed are then reloaded whole
-            // and written with a version check.
+            // `scoring::StoredLeads`); a lead whose score changed is then parsed whole from the
+            // same document and written back if no one changed it since it was read, else
+            // reloaded and rescored.
             stored.clear();
             for item in &page.items {
                 stored.push(&item.body).map_err(|e| {
@@ -291,7 +292,22 @@ impl LeadService {
                     continue;
                 }
                 let id = stored.id(i);
-                if let Some(score) = self.write_score(t, id, &rules, Some(&group)).await? {
+                let written = match page.items.get(i) {
+                    Some(item) => {
+                        let mut lead: Lead = from_body(&item.body)?;
+                        lead.score = score;
+                        let ops = self.score_ops(t, &lead, item.version, Some(&group))?;
+                        match self.deps.store.transact(ops).await {
+                            Ok(()) => Some(score),
+                            Err(StoreError::ConditionFailed(_)) => {
+                                self.write_score(t, id, &rules, Some(&group)).await?
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    None => self.write_score(t, id, &rules, Some(&group)).await?,
+                };
+                if let Some(score) = written {
                     changed.push(serde_json::json!({ "id": id, "score": score }));
                 }
             }
@@ -332,22 +348,7 @@ impl LeadService {
                 return Ok(None);
             }
             lead.score = score;
-            let mut ops = vec![WriteOp::Put {
-                table: Table::Leads,
-                item: self.lead_item(t, &lead, version + 1)?,
-                cond: Cond::Version(version),
-            }];
-            let data = serde_json::json!({ "id": lead.id, "score": score });
-            ops.push(match group {
-                Some(g) => {
-                    self.deps
-                        .outbox_event(&t.account_id, names::LEADS_SCORED, data, Some(g))?
-                        .1
-                }
-                None => self
-                    .deps
-                    .outbox_put(&t.account_id, names::LEAD_SCORED, data)?,
-            });
+            let ops = self.score_ops(t, &lead, version, group)?;
             match self.deps.store.transact(ops).await {
                 Ok(()) => return Ok(Some(score)),
                 Err(StoreError::ConditionFailed(_)) => continue,
@@ -358,6 +359,36 @@ impl LeadService {
             code: "conflict",
             message: "the lead is being changed concurrently; please retry".into(),
         })
+    }
+
+    /// The writes that store `lead` (read at `version`) with its new score, and its event: a
+    /// member of `group` (`leads.scored`) or a `lead.scored` of its own.
+    fn score_ops(
+        &self,
+        t: &Tenant,
+        lead: &Lead,
+        version: u64,
+        group: Option<&str>,
+    ) -> Result<Vec<WriteOp>> {
+        let data = serde_json::json!({ "id": lead.id, "score": lead.score });
+        let event = match group {
+            Some(g) => {
+                self.deps
+                    .outbox_event(&t.account_id, names::LEADS_SCORED, data, Some(g))?
+                    .1
+            }
+            None => self
+                .deps
+                .outbox_put(&t.account_id, names::LEAD_SCORED, data)?,
+        };
+        Ok(vec![
+            WriteOp::Put {
+                table: Table::Leads,
+                item: self.lead_item(t, lead, version + 1)?,
+                cond: Cond::Version(version),
+            },
+            event,
+        ])
     }
 
     /// `POST /leads/{id}/score`: recomputes, stores and returns the score.
