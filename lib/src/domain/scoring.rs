@@ -1047,6 +1047,11 @@ pub fn score(rules: &[(&Expr, f64)], lead: &Lead) -> f64 {
 /// need not collect them first.
 pub fn score_weighted<'e>(rules: impl IntoIterator<Item = (&'e Expr, f64)>, lead: &Lead) -> f64 {
     let sum: f64 = rules.into_iter().map(|(e, w)| e.eval(lead) * w).sum();
+    clamp_total(sum)
+}
+
+/// A sum of weighted rule values as a score: 0–100, a non-finite sum as 0.
+fn clamp_total(sum: f64) -> f64 {
     // `+ 0.0`: a zero total is never shown as `-0.0`.
     fin(sum).clamp(0.0, 100.0) + 0.0
 }

@@ -15,8 +15,8 @@
 //! property test checks the two paths agree on random rule sets and leads.
 
 use super::{
-    Arg, Bin, Expr, Field, Op, Operand, StrConst, Test, arith, attr_val, attr_value, compare, fin,
-    present, text_fn, truth,
+    Arg, Bin, Expr, Field, Op, Operand, StrConst, Test, arith, attr_val, attr_value, clamp_total,
+    compare, fin, present, text_fn, truth,
 };
 use crate::domain::lead::{Lead, TextField};
 
@@ -136,7 +136,7 @@ impl RuleSet {
         for group in leads.chunks(self.lanes) {
             self.run(group, &mut cols);
             let total = cols.get(..group.len()).unwrap_or_default();
-            out.extend(total.iter().map(|t| fin(*t).clamp(0.0, 100.0) + 0.0));
+            out.extend(total.iter().map(|t| clamp_total(*t)));
         }
         out
     }
@@ -145,12 +145,10 @@ impl RuleSet {
     /// holding their totals.
     fn run(&self, leads: &[Lead], cols: &mut [f64]) {
         let n = leads.len();
-        if let Some(total) = cols.get_mut(..n) {
-            total.fill(0.0);
-        }
-        for step in self.loads.iter().chain(&self.steps) {
+        for step in &self.loads {
             step.run(leads, cols, n, self.lanes);
         }
+        self.compute(cols, n);
     }
 
     /// The columns the loads write (what the program reads of a lead), in program order.
@@ -165,7 +163,8 @@ impl RuleSet {
         }
     }
 
-    /// Runs the computing steps over one group whose loaded columns are already filled.
+    /// Runs the computing steps over one group whose loaded columns are already filled (the
+    /// loads never write column 0, the totals this starts from zero).
     pub(super) fn compute(&self, cols: &mut [f64], n: usize) {
         if let Some(total) = cols.get_mut(..n) {
             total.fill(0.0);

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
-use super::{Field, RuleSet, fin};
+use super::{Field, RuleSet, clamp_total};
 use crate::domain::lead::{AttrType, Attribute, Lead, Status};
 
 /// Leads read from their stored documents for rescoring with one [`RuleSet`]: each one's id, its
@@ -141,7 +141,7 @@ impl<'s> StoredLeads<'s> {
             }
             self.set.compute(&mut cols, n);
             let totals = cols.get(..n).unwrap_or_default();
-            out.extend(totals.iter().map(|t| fin(*t).clamp(0.0, 100.0) + 0.0));
+            out.extend(totals.iter().map(|t| clamp_total(*t)));
             start += n;
         }
         out
