@@ -2490,10 +2490,10 @@ mod tests {
         let pairs: Vec<(&Expr, f64)> = rules.iter().map(|e| (e, 1.0)).collect();
         let set = RuleSet::new(pairs.iter().copied());
         let docs = [
-            // Keys in any order; the attribute's value before its name; escapes in strings.
+            // Keys in any order; the attribute's value before its name; escapes in keys and strings.
             r#"{"score": 3, "attributes": [{"value": "SOFTWARE", "type": "text", "name": "industry", "id": "a"},
                 {"id": "b", "name": "employees", "type": "number", "value": 250}],
-               "tags": ["x", "V\u0049P"], "city": "P\u0061ris", "rating": 4, "id": "cl_\"1",
+               "tags": ["x", "V\u0049P"], "c\u0069ty": "P\u0061ris", "rating": 4, "id": "cl_\"1",
                "website": "w", "status": "new", "name": "n", "source": "s",
                "created_at": 1, "updated_at": 1, "last_interaction_at": 1}"#,
             // Fields missing or null; unread fields of any shape; a repeated attribute name
