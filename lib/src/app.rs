@@ -11,14 +11,26 @@ use crate::error::{Error, Result};
 use crate::ports::{Clock, IdSource, Store, SystemClock, UuidIds};
 use crate::services::Deps;
 use crate::services::accounts::AccountService;
+use crate::services::attributes::AttributeService;
+use crate::services::ingest::IngestService;
 use crate::services::leads::LeadService;
 use crate::services::limits::LimitService;
+use crate::services::notes::NoteService;
+use crate::services::scoring::ScoringService;
 
 /// The composed application: every service over one set of ports.
 #[derive(Clone)]
 pub struct App {
-    /// Leads use cases.
+    /// Reading and listing leads.
     pub leads: LeadService,
+    /// Creating (with deduplication), updating and deleting leads, singly and in batches.
+    pub ingest: IngestService,
+    /// Notes on leads.
+    pub notes: NoteService,
+    /// Typed custom attributes of leads.
+    pub attributes: AttributeService,
+    /// Scoring rules and rescoring.
+    pub scoring: ScoringService,
     /// Accounts and API keys.
     pub accounts: AccountService,
     /// Rate limits and idempotency keys.
@@ -48,8 +60,15 @@ impl App {
             ids,
             cursor_key: CursorKey::new(&config.signing_key)?,
         };
+        let scoring = ScoringService::new(deps.clone());
+        let notes = NoteService::new(deps.clone());
+        let ingest = IngestService::new(deps.clone(), scoring.clone(), notes.clone());
         Ok(App {
             leads: LeadService::new(deps.clone()),
+            attributes: AttributeService::new(deps.clone(), ingest.clone()),
+            ingest,
+            notes,
+            scoring,
             accounts: AccountService::new(deps.clone(), config.plans.clone()),
             limits: LimitService::new(deps.clone()),
             max_body_bytes: config.max_body_bytes,

@@ -361,7 +361,7 @@ async fn a_large_walk_with_filter_and_sort_survives_concurrent_inserts_and_delet
             }
             .into_changes(klozeo_core::edges::wire::InputMode::Create)
             .unwrap();
-            let lead = s.app.leads.create(&tenant, &changes).await.unwrap().lead;
+            let lead = s.app.ingest.create(&tenant, &changes).await.unwrap().lead;
             if status == "qualified" {
                 if i % 2 == 0 {
                     qualifying.insert(lead.name.clone());
@@ -404,9 +404,16 @@ async fn a_large_walk_with_filter_and_sort_survives_concurrent_inserts_and_delet
             }
             .into_changes(klozeo_core::edges::wire::InputMode::Create)
             .unwrap();
-            s.app.leads.create(&tenant, &extra).await.unwrap();
+            s.app.ingest.create(&tenant, &extra).await.unwrap();
             if let Some(id) = deletable.pop() {
-                s.app.leads.delete(&tenant, &id).await.unwrap();
+                s.app
+                    .ingest
+                    .delete(
+                        &tenant,
+                        &klozeo_core::domain::ids::LeadId::parse(&id).unwrap(),
+                    )
+                    .await
+                    .unwrap();
             }
             if !page["has_more"].as_bool().unwrap() {
                 break;

@@ -508,7 +508,7 @@ impl Store for DynamoStore {
                 }
                 if conflict {
                     return Err(StoreError::Other(Error::Conflict {
-                        code: "conflict",
+                        code: crate::error::Code::Conflict,
                         message: "a concurrent change was detected; please retry".into(),
                     }));
                 }

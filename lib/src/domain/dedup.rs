@@ -9,7 +9,7 @@ pub const NAME_SIMILARITY_THRESHOLD: f64 = 0.80;
 pub const MAX_PHONE_CANDIDATES: u32 = 20;
 
 /// Which tier matched, and how strongly: the explanation sent with a merge or hint.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct MatchInfo {
     /// `email`, `source_id`, `phone_name` or `name_city`.
     pub tier: &'static str,

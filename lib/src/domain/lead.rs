@@ -19,7 +19,18 @@ pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 16 * 1024;
 
 /// Where a lead stands in the sales pipeline.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -72,7 +83,7 @@ impl Status {
 }
 
 /// The type of a custom attribute; the value must fit it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AttrType {
     /// A string.
@@ -147,7 +158,7 @@ impl AttrType {
 }
 
 /// A typed custom field of a lead.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attribute {
     /// Stable id (a UUID), kept when the value is replaced.
     pub id: String,
@@ -275,7 +286,7 @@ impl TextField {
 
 /// A stored lead, exactly as the API returns it (wire-contract §4.1). The default is a lead with
 /// every field empty, not a valid lead: what [`Lead::create`] starts from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Lead {
     /// `cl_<uuidv7>`.
     pub id: String,

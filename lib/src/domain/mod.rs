@@ -5,6 +5,7 @@ pub mod cursor;
 pub mod dedup;
 pub mod event;
 pub mod filter;
+pub mod ids;
 pub mod lead;
 pub mod note;
 pub mod patch;

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 pub const MAX_NOTE_BYTES: usize = 64 * 1024;
 
 /// A note, exactly as the API returns it (wire-contract §4.5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Note {
     /// `note_<uuidv7>`.
     pub id: String,

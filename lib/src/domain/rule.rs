@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A scoring rule as the API returns it (wire-contract §4.6, plus the documented `weight`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScoringRule {
     /// A UUID.
     pub id: String,

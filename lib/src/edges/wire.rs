@@ -1,15 +1,22 @@
 //! Request and response bodies exactly as the Klozeo SDKs send and expect them
-//! (wire-contract §3–4). Validation happens once, when these convert into domain types.
+//! (wire-contract §3–4), for every route. Validation happens once, when these convert into
+//! domain types. Each type derives a JSON Schema, so the OpenAPI description and the MCP tool
+//! schemas come from the same structs as the wire.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::dedup::MatchInfo;
+use crate::domain::lead::{Attribute, Lead};
 use crate::domain::lead::{AttributeSpec, LeadChanges, Status, TextField};
+use crate::domain::note::Note;
 use crate::domain::patch::Patch;
+use crate::domain::rule::ScoringRule;
 use crate::error::{Error, Result};
+use crate::services::ingest::{IdOutcome, PushKind, PushOutcome};
 
 /// One attribute as sent inside a lead body (`id` is accepted and ignored).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct AttributeInput {
     /// Attribute name.
     pub name: String,
@@ -24,7 +31,7 @@ pub struct AttributeInput {
 /// The body of `POST /leads`, `PUT|PATCH /leads/{id}` and a batch item.
 ///
 /// Unknown keys and read-only keys (`id`, `score`, timestamps) are ignored.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[allow(missing_docs)]
 pub struct LeadInput {
     #[serde(default)]
@@ -166,7 +173,7 @@ impl LeadInput {
 }
 
 /// `POST /leads` answer (wire-contract §3.1, §4.7).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CreateResponse {
     /// The new or merged lead's id.
     pub id: String,
@@ -186,14 +193,15 @@ pub struct CreateResponse {
 }
 
 /// `POST /leads/batch` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct BatchCreateInput {
     /// The leads, validated one by one so a bad item fails alone.
+    #[schemars(with = "Vec<LeadInput>")]
     pub leads: Vec<serde_json::Value>,
 }
 
 /// `PUT /leads/batch` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct BatchUpdateInput {
     /// Leads to change.
     pub ids: Vec<String>,
@@ -202,14 +210,14 @@ pub struct BatchUpdateInput {
 }
 
 /// `DELETE /leads/batch` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct BatchDeleteInput {
     /// Leads to delete.
     pub ids: Vec<String>,
 }
 
 /// One created or merged item of a batch create.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BatchCreated {
     /// Position in the request.
     pub index: usize,
@@ -229,7 +237,7 @@ pub struct BatchCreated {
 }
 
 /// One failed item of a batch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BatchError {
     /// Position in the request.
     pub index: usize,
@@ -238,7 +246,7 @@ pub struct BatchError {
 }
 
 /// `POST /leads/batch` answer (wire-contract §3.7).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BatchCreateResponse {
     /// Items stored (created or merged).
     pub created: Vec<BatchCreated>,
@@ -253,7 +261,7 @@ pub struct BatchCreateResponse {
 }
 
 /// One item of a batch update or delete.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BatchItemResult {
     /// Position in the request.
     pub index: usize,
@@ -267,7 +275,7 @@ pub struct BatchItemResult {
 }
 
 /// `PUT /leads/batch` and `DELETE /leads/batch` answer (wire-contract §3.8).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BatchResult {
     /// One entry per requested id.
     pub results: Vec<BatchItemResult>,
@@ -280,7 +288,7 @@ pub struct BatchResult {
 }
 
 /// `GET /leads` answer (wire-contract §3.5).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ListResponse<T> {
     /// The page.
     pub leads: Vec<T>,
@@ -291,6 +299,192 @@ pub struct ListResponse<T> {
     /// Number of leads in this page.
     pub count: usize,
 }
+
+impl CreateResponse {
+    /// The answer to a push, and whether it created a lead (201) rather than merged (200).
+    pub fn from_push(out: PushOutcome) -> (bool, CreateResponse) {
+        match out.kind {
+            PushKind::Merged { matched } => (
+                false,
+                CreateResponse {
+                    id: out.lead.id,
+                    message: "Duplicate detected, existing lead updated".into(),
+                    created_at: out.lead.created_at,
+                    duplicate: Some(true),
+                    potential_duplicate_id: None,
+                    matched: Some(matched),
+                },
+            ),
+            PushKind::Created {
+                potential_duplicate_id,
+                hint,
+            } => (
+                true,
+                CreateResponse {
+                    id: out.lead.id,
+                    message: "Lead created successfully".into(),
+                    created_at: out.lead.created_at,
+                    duplicate: None,
+                    potential_duplicate_id,
+                    matched: hint,
+                },
+            ),
+        }
+    }
+}
+
+impl BatchCreateResponse {
+    /// The answer to a batch create, from each item's outcome in request order. Errors show
+    /// only their public message.
+    pub fn from_outcomes(outcomes: Vec<Result<PushOutcome>>) -> BatchCreateResponse {
+        let total = outcomes.len();
+        let mut created = Vec::new();
+        let mut errors = Vec::new();
+        for (index, o) in outcomes.into_iter().enumerate() {
+            match o {
+                Ok(out) => {
+                    let (_, r) = CreateResponse::from_push(out);
+                    created.push(BatchCreated {
+                        index,
+                        id: r.id,
+                        created_at: r.created_at,
+                        duplicate: r.duplicate,
+                        potential_duplicate_id: r.potential_duplicate_id,
+                        matched: r.matched,
+                    });
+                }
+                Err(e) => errors.push(BatchError {
+                    index,
+                    message: e.public_message(),
+                }),
+            }
+        }
+        BatchCreateResponse {
+            success: created.len(),
+            failed: errors.len(),
+            total,
+            created,
+            errors,
+        }
+    }
+}
+
+impl BatchResult {
+    /// The answer to a batch update or delete, from each id's outcome in request order.
+    pub fn from_outcomes(outcomes: Vec<IdOutcome>) -> BatchResult {
+        let results: Vec<BatchItemResult> = outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(index, o)| BatchItemResult {
+                index,
+                id: o.id,
+                success: o.result.is_ok(),
+                message: o.result.err().map(|e| e.public_message()),
+            })
+            .collect();
+        let success = results.iter().filter(|r| r.success).count();
+        BatchResult {
+            total: results.len(),
+            failed: results.len() - success,
+            success,
+            results,
+        }
+    }
+}
+
+/// `GET /leads/{id}/notes` answer, newest first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NotesResponse {
+    /// The lead's notes.
+    pub notes: Vec<Note>,
+}
+
+/// `POST /leads/{id}/notes` and `PUT /notes/{id}` body.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct NoteInput {
+    /// The note's text (required, not blank).
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+impl NoteInput {
+    /// The content, which is required.
+    pub fn into_content(self) -> Result<String> {
+        self.content
+            .ok_or_else(|| Error::invalid("content is required"))
+    }
+}
+
+/// `GET /leads/{id}/attributes` answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AttributesResponse {
+    /// The lead's attributes.
+    pub attributes: Vec<Attribute>,
+}
+
+/// `POST /scoring-rules` and `PUT /scoring-rules/{id}` body (absent fields unchanged).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RuleInput {
+    /// Display name (required on create).
+    #[serde(default)]
+    pub name: Patch<String>,
+    /// Expression in the scoring language (required on create).
+    #[serde(default)]
+    pub expression: Patch<String>,
+    /// Multiplier of the rule's value (default 1).
+    #[serde(default)]
+    pub weight: Patch<f64>,
+    /// Ordering of the rule list, highest first (default 0).
+    #[serde(default)]
+    pub priority: Patch<i32>,
+}
+
+impl RuleInput {
+    /// Validates the body into rule changes.
+    pub fn into_changes(self) -> Result<crate::services::scoring::RuleChanges> {
+        let req = |f: &str, p: Patch<String>| match p {
+            Patch::Value(v) => Ok(Some(v)),
+            Patch::Missing => Ok(None),
+            Patch::Null => Err(Error::invalid(format!("{f} cannot be null"))),
+        };
+        Ok(crate::services::scoring::RuleChanges {
+            name: req("name", self.name)?,
+            expression: req("expression", self.expression)?,
+            weight: self.weight.value().copied(),
+            priority: self.priority.value().copied(),
+        })
+    }
+}
+
+/// `GET /scoring-rules` answer, highest priority first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RulesResponse {
+    /// The account's rules.
+    pub rules: Vec<ScoringRule>,
+}
+
+/// `POST /leads/{id}/score` answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScoreResponse {
+    /// The lead.
+    pub id: String,
+    /// Its score, as now stored.
+    pub score: f64,
+}
+
+/// `POST /leads/score/batch` answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RescoreResponse {
+    /// Leads examined.
+    pub total: usize,
+    /// Leads whose score changed.
+    pub updated: usize,
+    /// A sentence saying the same.
+    pub message: String,
+}
+
+/// `GET /leads/{id}` answer and every lead inside lists.
+pub type LeadResponse = Lead;
 
 /// Converts one JSON value (a batch item) into a type, naming the offending field.
 pub fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {

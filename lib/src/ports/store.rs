@@ -212,7 +212,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::ConditionFailed(i) => Error::Conflict {
-                code: "conflict",
+                code: crate::error::Code::Conflict,
                 message: format!("a concurrent change was detected (write {i}); please retry"),
             },
             StoreError::Other(e) => e,

@@ -7,6 +7,7 @@ use crate::domain::account::{
 use crate::error::{Error, Result};
 use crate::ports::{Cond, Item, Key, QueryReq, SkCond, Table, WriteOp};
 use crate::schema;
+use crate::services::txn::{Check, Txn, TxnError};
 use crate::services::{Deps, from_body, to_body};
 
 /// The accounts use cases.
@@ -52,12 +53,17 @@ impl AccountService {
             created_at: now_ms.div_euclid(1000),
         };
         let key = self.mint_key(&account.id, None);
-        let mut ops = vec![
+        let mut tx = Txn::new();
+        tx.push(
+            Check::AccountAbsent,
             WriteOp::Put {
                 table: Table::Accounts,
                 item: Item::new(schema::account_key(&account.id), to_body(&account)?),
                 cond: Cond::NotExists,
             },
+        )
+        .push(
+            Check::AccountEmailFree,
             WriteOp::Put {
                 table: Table::Accounts,
                 item: Item::new(
@@ -66,15 +72,15 @@ impl AccountService {
                 ),
                 cond: Cond::NotExists,
             },
-        ];
-        ops.extend(self.key_writes(&key)?);
-        match self.deps.store.transact(ops).await {
+        )
+        .extend(Check::KeyAbsent, self.key_writes(&key)?);
+        match tx.commit(&*self.deps.store).await {
             Ok(()) => Ok((account, key)),
-            Err(crate::ports::StoreError::ConditionFailed(1)) => Err(Error::Conflict {
-                code: "conflict",
+            Err(TxnError::Failed(Check::AccountEmailFree)) => Err(Error::Conflict {
+                code: crate::error::Code::Conflict,
                 message: format!("an account with e-mail {email} already exists"),
             }),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e.into_error("a concurrent change was detected; please retry")),
         }
     }
 
@@ -205,10 +211,11 @@ impl AccountService {
             ])
             .await
             .map_err(|e| match e {
+                // Revoked concurrently: it is gone either way.
                 crate::ports::StoreError::ConditionFailed(_) => {
                     Error::NotFound("API key not found".into())
                 }
-                other => other.into(),
+                crate::ports::StoreError::Other(e) => e,
             })
     }
 

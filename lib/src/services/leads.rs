@@ -1,8 +1,9 @@
-//! Leads use cases: create, read, update, delete and list.
+//! Reading leads: one by id, and lists with filters, sorting and keyset cursors.
 
 use crate::domain::account::Tenant;
 use crate::domain::cursor::scope_of;
 use crate::domain::filter::FilterSet;
+use crate::domain::ids::LeadId;
 use crate::domain::lead::Lead;
 use crate::domain::query::{Sort, SortOrder, SortValue, select_page};
 use crate::error::{Error, Result};
@@ -21,10 +22,10 @@ pub const READ_BUDGET: u32 = 2000;
 /// how to narrow the request.
 pub const CANDIDATE_BUDGET: u32 = 10_000;
 
-/// The leads use cases.
+/// Reading and querying leads.
 #[derive(Clone)]
 pub struct LeadService {
-    pub(crate) deps: Deps,
+    deps: Deps,
 }
 
 /// A list request after validation.
@@ -49,40 +50,33 @@ pub struct ListPage {
     pub next_cursor: Option<String>,
 }
 
+/// The stored item of `lead` at `version`, with its index entries.
+pub(crate) fn lead_item(t: &Tenant, lead: &Lead, version: u64) -> Result<Item> {
+    let mut item = Item::new(schema::lead_key(&t.account_id, &lead.id), to_body(lead)?);
+    item.version = version;
+    item.index_keys = schema::lead_index_keys(&t.account_id, lead);
+    Ok(item)
+}
+
+/// Reads one lead of the tenant with its version.
+pub(crate) async fn load_lead(deps: &Deps, t: &Tenant, id: &LeadId) -> Result<(Lead, u64)> {
+    let item = deps
+        .store
+        .get(Table::Leads, &schema::lead_key(&t.account_id, id))
+        .await?
+        .ok_or_else(Error::lead_not_found)?;
+    Ok((from_body(&item.body)?, item.version))
+}
+
 impl LeadService {
     /// Builds the service.
     pub fn new(deps: Deps) -> Self {
         LeadService { deps }
     }
 
-    pub(crate) fn lead_item(&self, t: &Tenant, lead: &Lead, version: u64) -> Result<Item> {
-        let mut item = Item::new(schema::lead_key(&t.account_id, &lead.id), to_body(lead)?);
-        item.version = version;
-        item.index_keys = schema::lead_index_keys(&t.account_id, lead);
-        Ok(item)
-    }
-
-    pub(crate) fn new_attr_id(&self) -> impl FnMut() -> String + '_ {
-        || self.deps.ids.random().to_string()
-    }
-
-    pub(crate) async fn load(&self, t: &Tenant, id: &str) -> Result<(Lead, u64)> {
-        // Ids that cannot be lead ids are simply absent; no lookup needed.
-        if !id.starts_with("cl_") || id.len() > 64 {
-            return Err(Error::lead_not_found());
-        }
-        let item = self
-            .deps
-            .store
-            .get(Table::Leads, &schema::lead_key(&t.account_id, id))
-            .await?
-            .ok_or_else(Error::lead_not_found)?;
-        Ok((from_body(&item.body)?, item.version))
-    }
-
     /// Reads one lead of the tenant.
-    pub async fn get(&self, t: &Tenant, id: &str) -> Result<Lead> {
-        Ok(self.load(t, id).await?.0)
+    pub async fn get(&self, t: &Tenant, id: &LeadId) -> Result<Lead> {
+        Ok(load_lead(&self.deps, t, id).await?.0)
     }
 
     /// Lists the tenant's leads matching the filters in the requested order, one page at a

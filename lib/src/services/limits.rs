@@ -173,7 +173,7 @@ impl LimitService {
                     let rec: IdemRecord = from_body(&item.body)?;
                     if rec.fp != fp {
                         return Err(Error::Conflict {
-                            code: "idempotency_conflict",
+                            code: crate::error::Code::IdempotencyConflict,
                             message: "Idempotency-Key was already used with a different request"
                                 .into(),
                         });
@@ -187,7 +187,7 @@ impl LimitService {
                     }
                     if rec.started + IDEMPOTENCY_LEASE_SECS > now {
                         return Err(Error::Conflict {
-                            code: "idempotency_conflict",
+                            code: crate::error::Code::IdempotencyConflict,
                             message: "a request with this Idempotency-Key is still in progress"
                                 .into(),
                         });
@@ -230,7 +230,7 @@ impl LimitService {
             }
         }
         Err(Error::Conflict {
-            code: "idempotency_conflict",
+            code: crate::error::Code::IdempotencyConflict,
             message: "a request with this Idempotency-Key is still in progress".into(),
         })
     }

@@ -1,19 +1,28 @@
-//! Use cases. Services speak domain types and the ports; they never see HTTP or AWS.
+//! Use cases, grouped by capability. Each operation lives in exactly one service; the protocol
+//! edges (REST, MCP, Lambda event handlers, the CLI) only translate their input, call it, and
+//! map the typed result or [`crate::Error`].
+//!
+//! Dependencies between services run one way (no cycles):
+//! `leads` (read and query) ← `notes` ← `ingest` (push, dedup, batches) → `scoring` (rules,
+//! rescoring) → `leads`; `attributes` → `ingest`; `events` (outbox records and batch groups)
+//! and `txn` (named transaction conditions) are used by all of them.
 
 pub mod accounts;
-pub mod enrich;
+pub mod attributes;
+pub mod events;
+pub mod ingest;
 pub mod leads;
 pub mod limits;
+pub mod notes;
 pub mod plan;
-pub mod writes;
+pub mod scoring;
+pub mod txn;
 
 use std::sync::Arc;
 
 use crate::domain::cursor::CursorKey;
-use crate::domain::event::OutboxEvent;
 use crate::error::{Error, Result};
-use crate::ports::{Clock, IdSource, Item, Store, Table, WriteOp};
-use crate::schema;
+use crate::ports::{Clock, IdSource, Item, Store};
 
 /// What every service needs: the ports, built once per process and shared.
 #[derive(Clone)]
@@ -42,49 +51,6 @@ impl Deps {
             }
         }
     }
-
-    /// The outbox write that records `event` for `account_id` in the same transaction as the
-    /// change it describes.
-    pub fn outbox_put(
-        &self,
-        account_id: &str,
-        event: &str,
-        data: serde_json::Value,
-    ) -> Result<WriteOp> {
-        Ok(self.outbox_event(account_id, event, data, None)?.1)
-    }
-
-    /// The outbox write for an event, optionally as a member of a batch group; also returns the
-    /// event's key.
-    pub fn outbox_event(
-        &self,
-        account_id: &str,
-        event: &str,
-        data: serde_json::Value,
-        group: Option<&str>,
-    ) -> Result<(crate::ports::Key, WriteOp)> {
-        let now_ms = self.clock.now_ms();
-        let id = self.ids.time_ordered(now_ms).to_string();
-        let ev = OutboxEvent {
-            id: id.clone(),
-            account_id: account_id.to_string(),
-            event: event.to_string(),
-            timestamp: now_ms.div_euclid(1000),
-            data,
-            group: group.map(str::to_string),
-        };
-        let key = schema::outbox_key(account_id, &id);
-        let mut item = Item::new(key.clone(), to_body(&ev)?);
-        item.expires_at = Some(ev.timestamp + schema::OUTBOX_RETENTION_SECS);
-        Ok((
-            key,
-            WriteOp::Put {
-                table: Table::Outbox,
-                item,
-                cond: crate::ports::Cond::NotExists,
-            },
-        ))
-    }
 }
 
 /// Serializes a stored document.
@@ -95,4 +61,12 @@ pub fn to_body<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
 /// Deserializes a stored document.
 pub fn from_body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
     serde_json::from_slice(b).map_err(|e| Error::internal(format!("corrupt stored document: {e}")))
+}
+
+/// Full-jitter exponential backoff after a lost race, so many writers contending for one item
+/// spread out instead of colliding again in lockstep.
+pub(crate) async fn backoff(attempt: u32) {
+    let cap = (4u64 << attempt.min(6)).min(250);
+    let ms = 1 + rand::random::<u64>() % cap;
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }

@@ -1,29 +1,27 @@
-//! Handlers of the notes, attributes and scoring routes.
+//! Handlers of the notes, attributes and scoring routes: parse, call the service, shape the
+//! answer.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
+use crate::domain::ids::{AttributeId, LeadId, NoteId, RuleId};
 use crate::domain::lead::AttributeSpec;
-use crate::domain::patch::Patch;
 use crate::edges::http::AppState;
 use crate::edges::http::extract::{Auth, RawBody};
-use crate::edges::wire::{AttributeInput, parse_json};
+use crate::edges::wire::{
+    AttributeInput, AttributesResponse, NoteInput, NotesResponse, RescoreResponse, RuleInput,
+    RulesResponse, ScoreResponse, parse_json,
+};
 use crate::error::{Error, Result};
-use crate::services::enrich::RuleChanges;
 
-#[derive(Deserialize)]
-struct NoteInput {
-    #[serde(default)]
-    content: Option<String>,
-}
-
-fn note_content(body: &[u8]) -> Result<String> {
-    parse_json::<NoteInput>(body)?
-        .content
-        .ok_or_else(|| Error::invalid("content is required"))
+fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
 }
 
 /// `POST /leads/{id}/notes`
@@ -33,11 +31,9 @@ pub async fn create_note(
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Response> {
-    let note = s
-        .app
-        .leads
-        .create_note(&t, &id, &note_content(&body)?)
-        .await?;
+    let id = LeadId::parse(&id)?;
+    let content = parse_json::<NoteInput>(&body)?.into_content()?;
+    let note = s.app.notes.create_note(&t, &id, &content).await?;
     Ok((StatusCode::CREATED, Json(note)).into_response())
 }
 
@@ -47,8 +43,9 @@ pub async fn list_notes(
     Auth(t): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let notes = s.app.leads.list_notes(&t, &id).await?;
-    Ok(Json(serde_json::json!({ "notes": notes })).into_response())
+    let id = LeadId::parse(&id)?;
+    let notes = s.app.notes.list_notes(&t, &id).await?;
+    Ok(Json(NotesResponse { notes }).into_response())
 }
 
 /// `PUT /notes/{note_id}`
@@ -58,12 +55,9 @@ pub async fn update_note(
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Response> {
-    let note = s
-        .app
-        .leads
-        .update_note(&t, &id, &note_content(&body)?)
-        .await?;
-    Ok(Json(note).into_response())
+    let id = NoteId::parse(&id)?;
+    let content = parse_json::<NoteInput>(&body)?.into_content()?;
+    Ok(Json(s.app.notes.update_note(&t, &id, &content).await?).into_response())
 }
 
 /// `DELETE /notes/{note_id}`: 204.
@@ -72,7 +66,8 @@ pub async fn delete_note(
     Auth(t): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    s.app.leads.delete_note(&t, &id).await?;
+    let id = NoteId::parse(&id)?;
+    s.app.notes.delete_note(&t, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -82,8 +77,9 @@ pub async fn list_attributes(
     Auth(t): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let attributes = s.app.leads.list_attributes(&t, &id).await?;
-    Ok(Json(serde_json::json!({ "attributes": attributes })).into_response())
+    let id = LeadId::parse(&id)?;
+    let attributes = s.app.attributes.list_attributes(&t, &id).await?;
+    Ok(Json(AttributesResponse { attributes }).into_response())
 }
 
 /// `POST /leads/{id}/attributes`: 201 when created, 200 when the name existed.
@@ -93,15 +89,11 @@ pub async fn create_attribute(
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Response> {
+    let id = LeadId::parse(&id)?;
     let input: AttributeInput = parse_json(&body)?;
     let spec = AttributeSpec::new(&input.name, &input.ty, input.value)?;
-    let (attr, created) = s.app.leads.upsert_attribute(&t, &id, spec).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(attr)).into_response())
+    let (attr, created) = s.app.attributes.upsert_attribute(&t, &id, spec).await?;
+    Ok((created_or_ok(created), Json(attr)).into_response())
 }
 
 /// The new value in an attribute update: `{"value": ...}` (docs) or the raw value (Python SDK).
@@ -129,10 +121,13 @@ pub async fn update_attribute(
     Path((id, attr_id)): Path<(String, String)>,
     RawBody(body): RawBody,
 ) -> Result<Response> {
+    let id = LeadId::parse(&id)?;
+    let attr_id = AttributeId::parse(&attr_id)?;
+    let value = attribute_value(&body)?;
     let attr = s
         .app
-        .leads
-        .set_attribute_value(&t, &id, &attr_id, attribute_value(&body)?)
+        .attributes
+        .set_attribute_value(&t, &id, &attr_id, value)
         .await?;
     Ok(Json(attr).into_response())
 }
@@ -143,41 +138,16 @@ pub async fn delete_attribute(
     Auth(t): Auth,
     Path((id, attr_id)): Path<(String, String)>,
 ) -> Result<Response> {
-    s.app.leads.delete_attribute(&t, &id, &attr_id).await?;
+    let id = LeadId::parse(&id)?;
+    let attr_id = AttributeId::parse(&attr_id)?;
+    s.app.attributes.delete_attribute(&t, &id, &attr_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize)]
-struct RuleInput {
-    #[serde(default)]
-    name: Patch<String>,
-    #[serde(default)]
-    expression: Patch<String>,
-    #[serde(default)]
-    weight: Patch<f64>,
-    #[serde(default)]
-    priority: Patch<i32>,
-}
-
-fn rule_changes(body: &[u8]) -> Result<RuleChanges> {
-    let i: RuleInput = parse_json(body)?;
-    let req = |f: &str, p: Patch<String>| match p {
-        Patch::Value(v) => Ok(Some(v)),
-        Patch::Missing => Ok(None),
-        Patch::Null => Err(Error::invalid(format!("{f} cannot be null"))),
-    };
-    Ok(RuleChanges {
-        name: req("name", i.name)?,
-        expression: req("expression", i.expression)?,
-        weight: i.weight.value().copied(),
-        priority: i.priority.value().copied(),
-    })
 }
 
 /// `GET /scoring-rules`: `{"rules": [...]}`, highest priority first.
 pub async fn list_rules(State(s): State<AppState>, Auth(t): Auth) -> Result<Response> {
-    let rules = s.app.leads.list_rules(&t).await?;
-    Ok(Json(serde_json::json!({ "rules": rules })).into_response())
+    let rules = s.app.scoring.list_rules(&t).await?;
+    Ok(Json(RulesResponse { rules }).into_response())
 }
 
 /// `POST /scoring-rules`: 201; rescores the account's leads.
@@ -186,7 +156,8 @@ pub async fn create_rule(
     Auth(t): Auth,
     RawBody(body): RawBody,
 ) -> Result<Response> {
-    let rule = s.app.leads.create_rule(&t, rule_changes(&body)?).await?;
+    let changes = parse_json::<RuleInput>(&body)?.into_changes()?;
+    let rule = s.app.scoring.create_rule(&t, changes).await?;
     Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
 
@@ -196,7 +167,8 @@ pub async fn get_rule(
     Auth(t): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    Ok(Json(s.app.leads.get_rule(&t, &id).await?.0).into_response())
+    let id = RuleId::parse(&id)?;
+    Ok(Json(s.app.scoring.get_rule(&t, &id).await?).into_response())
 }
 
 /// `PUT /scoring-rules/{id}`: partial; rescores the account's leads.
@@ -206,12 +178,9 @@ pub async fn update_rule(
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Response> {
-    let rule = s
-        .app
-        .leads
-        .update_rule(&t, &id, rule_changes(&body)?)
-        .await?;
-    Ok(Json(rule).into_response())
+    let id = RuleId::parse(&id)?;
+    let changes = parse_json::<RuleInput>(&body)?.into_changes()?;
+    Ok(Json(s.app.scoring.update_rule(&t, &id, changes).await?).into_response())
 }
 
 /// `DELETE /scoring-rules/{id}`: 204; rescores the account's leads.
@@ -220,7 +189,8 @@ pub async fn delete_rule(
     Auth(t): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    s.app.leads.delete_rule(&t, &id).await?;
+    let id = RuleId::parse(&id)?;
+    s.app.scoring.delete_rule(&t, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -230,14 +200,24 @@ pub async fn rescore_one(
     Auth(t): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let score = s.app.leads.rescore_one(&t, &id).await?;
-    Ok(Json(serde_json::json!({ "id": id, "score": score })).into_response())
+    let id = LeadId::parse(&id)?;
+    let score = s.app.scoring.rescore_one(&t, &id).await?;
+    Ok(Json(ScoreResponse {
+        id: id.to_string(),
+        score,
+    })
+    .into_response())
 }
 
 /// `POST /leads/score/batch`: rescores every lead; says how many were examined and changed.
 pub async fn rescore_all(State(s): State<AppState>, Auth(t): Auth) -> Result<Response> {
-    let (total, updated) = s.app.leads.rescore_all(&t).await?;
-    Ok(Json(serde_json::json!({ "total": total, "updated": updated, "message": format!("Rescored {total} leads ({updated} changed)") })).into_response())
+    let r = s.app.scoring.rescore_all(&t).await?;
+    Ok(Json(RescoreResponse {
+        total: r.total,
+        updated: r.updated,
+        message: format!("Rescored {} leads ({} changed)", r.total, r.updated),
+    })
+    .into_response())
 }
 
 /// `GET /leads/{id}/score/explain`: each rule's value, weight and contribution.
@@ -246,5 +226,6 @@ pub async fn explain(
     Auth(t): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    Ok(Json(s.app.leads.explain_score(&t, &id).await?).into_response())
+    let id = LeadId::parse(&id)?;
+    Ok(Json(s.app.scoring.explain_score(&t, &id).await?).into_response())
 }

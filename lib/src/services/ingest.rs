@@ -1,7 +1,8 @@
-//! The write side of the leads use cases: push with four-tier deduplication, update, delete,
-//! and the batch forms of each. Every write carries its outbox event and keeps the lead's
-//! marker items (uniqueness markers for e-mail and source_id, lookup items for phone and
-//! name + city) in step, in one atomic transaction.
+//! Ingestion: push with four-tier deduplication, update, delete, and the batch forms of each.
+//! Every write carries its outbox event and keeps the lead's marker items (uniqueness markers
+//! for e-mail and source_id, lookup items for phone and name + city) in step, in one atomic
+//! transaction; a batch records one member event per item and folds them into one grouped
+//! event when it finishes.
 
 use std::collections::HashMap;
 
@@ -10,26 +11,21 @@ use crate::domain::dedup::{
     MAX_PHONE_CANDIDATES, MatchInfo, PhoneCandidate, best_phone_match, fold, normalize_email,
     normalize_name, normalize_phone,
 };
-use crate::domain::event::names;
+use crate::domain::event::EventKind;
+use crate::domain::ids::LeadId;
 use crate::domain::lead::{Lead, LeadChanges, TextField};
-use crate::error::{Error, Result};
-use crate::ports::{Cond, Item, Key, QueryReq, SkCond, StoreError, Table, WriteOp};
+use crate::error::{Code, Error, Result};
+use crate::ports::{Cond, Item, Key, QueryReq, SkCond, Table, WriteOp};
 use crate::schema;
-use crate::services::enrich::score_of;
-use crate::services::leads::LeadService;
-use crate::services::{from_body, to_body};
+use crate::services::events::{self, EventMode};
+use crate::services::leads::{lead_item, load_lead};
+use crate::services::notes::NoteService;
+use crate::services::scoring::{ScoringService, score_of};
+use crate::services::txn::{Check, Txn, TxnError};
+use crate::services::{Deps, backoff, from_body, to_body};
 
 /// How often a push or an update retries after losing a race to a concurrent write.
 const WRITE_ATTEMPTS: u32 = 80;
-
-/// Whether a write records a single event or a member of a batch's grouped event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventMode<'a> {
-    /// `lead.created` / `lead.updated` / `lead.deleted`.
-    Single,
-    /// A member record of the batch with this group id.
-    Member(&'a str),
-}
 
 /// What a push did.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,8 +53,17 @@ pub struct PushOutcome {
     pub kind: PushKind,
 }
 
+/// One id of a batch update or delete, with what happened to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdOutcome {
+    /// The id as the caller sent it.
+    pub id: String,
+    /// `Ok` when applied; the error says why not.
+    pub result: Result<()>,
+}
+
 enum Found {
-    Merge(String, MatchInfo),
+    Merge(LeadId, MatchInfo),
     New(Option<(String, MatchInfo)>),
 }
 
@@ -98,36 +103,73 @@ fn merge_changes(c: &LeadChanges) -> LeadChanges {
     }
 }
 
-fn is_retryable(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Conflict {
-            code: "conflict",
-            ..
-        }
-    )
+fn limit_reached(t: &Tenant) -> Error {
+    Error::LimitReached {
+        code: Code::LeadsLimitReached,
+        message: format!(
+            "Lead limit reached: the {} plan stores at most {} leads",
+            t.plan,
+            t.limits.max_leads.unwrap_or(0)
+        ),
+    }
 }
 
-impl LeadService {
-    /// The outbox write for a change to `lead`: the single event, or a member record of the
-    /// batch's grouped event.
+/// Refuses an empty batch or one over the plan's batch limit, before anything is written.
+fn check_batch_size(t: &Tenant, n: usize, what: &str) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid(format!(
+            "{what}: at least one item is required"
+        )));
+    }
+    if n > t.limits.max_batch as usize {
+        return Err(Error::invalid(format!(
+            "{what}: {n} items exceed the {} plan's batch limit of {}; nothing was written",
+            t.plan, t.limits.max_batch
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a failure of one batch item means the store itself is failing, so a batch that has
+/// not stored anything yet should fail whole (the caller retries it) rather than report it
+/// item by item.
+fn is_store_failure(e: &Error) -> bool {
+    matches!(e, Error::Internal(_) | Error::Unavailable(_))
+}
+
+/// Creating, merging, updating and deleting leads, one at a time or in batches.
+#[derive(Clone)]
+pub struct IngestService {
+    deps: Deps,
+    scoring: ScoringService,
+    notes: NoteService,
+}
+
+impl IngestService {
+    /// Builds the service over the services it writes through.
+    pub fn new(deps: Deps, scoring: ScoringService, notes: NoteService) -> Self {
+        IngestService {
+            deps,
+            scoring,
+            notes,
+        }
+    }
+
+    fn new_attr_id(&self) -> impl FnMut() -> String + '_ {
+        || self.deps.ids.random().to_string()
+    }
+
+    /// The outbox write for a change to `lead`.
     fn lead_event(
         &self,
         t: &Tenant,
         mode: EventMode<'_>,
-        single: &str,
-        grouped: &str,
+        single: EventKind,
+        grouped: EventKind,
         lead: &Lead,
     ) -> Result<WriteOp> {
         let data = serde_json::to_value(lead).map_err(Error::internal)?;
-        Ok(match mode {
-            EventMode::Single => self.deps.outbox_event(&t.account_id, single, data, None)?.1,
-            EventMode::Member(g) => {
-                self.deps
-                    .outbox_event(&t.account_id, grouped, data, Some(g))?
-                    .1
-            }
-        })
+        events::mode_event_op(&self.deps, &t.account_id, mode, single, grouped, data)
     }
 
     fn markers(&self, account_id: &str, lead: &Lead) -> Result<Markers> {
@@ -168,7 +210,8 @@ impl LeadService {
         lead_id: &str,
         old: Option<&Lead>,
         new: Option<&Lead>,
-    ) -> Result<Vec<WriteOp>> {
+        tx: &mut Txn,
+    ) -> Result<()> {
         let claim_all = old.is_none();
         let empty = || Markers {
             unique: Vec::new(),
@@ -182,23 +225,28 @@ impl LeadService {
             .map(|l| self.markers(account_id, l))
             .transpose()?
             .unwrap_or_else(empty);
-        let mut ops = Vec::new();
         for (k, _) in &old.owned {
             if !new.owned.iter().any(|(nk, _)| nk == k) {
-                ops.push(WriteOp::Delete {
-                    table: Table::Leads,
-                    key: k.clone(),
-                    cond: Cond::Always,
-                });
+                tx.push(
+                    Check::None,
+                    WriteOp::Delete {
+                        table: Table::Leads,
+                        key: k.clone(),
+                        cond: Cond::Always,
+                    },
+                );
             }
         }
         for (k, body) in &new.owned {
             if !old.owned.iter().any(|(ok, ob)| ok == k && ob == body) {
-                ops.push(WriteOp::Put {
-                    table: Table::Leads,
-                    item: Item::new(k.clone(), body.clone()),
-                    cond: Cond::Always,
-                });
+                tx.push(
+                    Check::None,
+                    WriteOp::Put {
+                        table: Table::Leads,
+                        item: Item::new(k.clone(), body.clone()),
+                        cond: Cond::Always,
+                    },
+                );
             }
         }
         let removed: Vec<Key> = old
@@ -214,7 +262,7 @@ impl LeadService {
             .cloned()
             .collect();
         if removed.is_empty() && added.is_empty() {
-            return Ok(ops);
+            return Ok(());
         }
         let mut wanted = removed.clone();
         wanted.extend(added.iter().cloned());
@@ -235,24 +283,30 @@ impl LeadService {
             if let Some(item) = current.get(&k)
                 && owner_of(item).as_deref() == Some(lead_id)
             {
-                ops.push(WriteOp::Delete {
-                    table: Table::Leads,
-                    key: k,
-                    cond: Cond::Version(item.version),
-                });
+                tx.push(
+                    Check::MarkerVersion,
+                    WriteOp::Delete {
+                        table: Table::Leads,
+                        key: k,
+                        cond: Cond::Version(item.version),
+                    },
+                );
             }
         }
         for k in added {
             // A value already owned by another lead stays with that lead.
             if claim_all || !current.contains_key(&k) {
-                ops.push(WriteOp::Put {
-                    table: Table::Leads,
-                    item: Item::new(k, to_body(&serde_json::json!({ "id": lead_id }))?),
-                    cond: Cond::NotExists,
-                });
+                tx.push(
+                    Check::UniqueValue,
+                    WriteOp::Put {
+                        table: Table::Leads,
+                        item: Item::new(k, to_body(&serde_json::json!({ "id": lead_id }))?),
+                        cond: Cond::NotExists,
+                    },
+                );
             }
         }
-        Ok(ops)
+        Ok(())
     }
 
     async fn find_duplicate(&self, t: &Tenant, c: &LeadChanges) -> Result<Found> {
@@ -276,7 +330,7 @@ impl LeadService {
                     let v: serde_json::Value = from_body(&item.body)?;
                     if let Some(id) = v["id"].as_str() {
                         return Ok(Found::Merge(
-                            id.to_string(),
+                            LeadId::from_trusted(id),
                             MatchInfo {
                                 tier,
                                 similarity: None,
@@ -312,7 +366,7 @@ impl LeadService {
                 .collect();
             if let Some((i, sim)) = best_phone_match(&normalize_name(name), &candidates) {
                 return Ok(Found::Merge(
-                    candidates[i].id.clone(),
+                    LeadId::from_trusted(candidates[i].id.clone()),
                     MatchInfo {
                         tier: "phone_name",
                         similarity: Some((sim * 100.0).round() / 100.0),
@@ -350,14 +404,6 @@ impl LeadService {
         Ok(Found::New(None))
     }
 
-    /// Full-jitter exponential backoff, so many writers contending for one lead spread out
-    /// instead of colliding again in lockstep.
-    async fn backoff(&self, attempt: u32) {
-        let cap = (4u64 << attempt.min(6)).min(250);
-        let ms = 1 + rand::random::<u64>() % cap;
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
-
     /// Creates a lead, or merges it into the duplicate that deduplication finds (tiers: e-mail,
     /// source_id, phone + similar name; a name + city match creates with a hint). Race-safe:
     /// the uniqueness markers are written in the same transaction as the lead.
@@ -382,7 +428,7 @@ impl LeadService {
                         }
                         // Deleted or changed under us: decide again.
                         Err(Error::NotFound(_)) => {}
-                        Err(e) if is_retryable(&e) => {}
+                        Err(e) if e.is_retryable_conflict() => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -401,19 +447,18 @@ impl LeadService {
                         });
                     }
                     // A concurrent push took the e-mail or source_id: it is a duplicate now.
-                    Err(e) if is_retryable(&e) => {}
+                    Err(e) if e.is_retryable_conflict() => {}
                     Err(e) => return Err(e),
                 },
             }
-            self.backoff(attempt).await;
+            backoff(attempt).await;
         }
-        Err(Error::Conflict {
-            code: "conflict",
-            message: "too many concurrent pushes of the same lead; please retry".into(),
-        })
+        Err(Error::conflict(
+            "too many concurrent pushes of the same lead; please retry",
+        ))
     }
 
-    /// Creates a lead or merges it into its duplicate: [`LeadService::push`] with single events.
+    /// Creates a lead or merges it into its duplicate, recording a single event.
     pub async fn create(&self, t: &Tenant, changes: &LeadChanges) -> Result<PushOutcome> {
         self.push(t, changes, EventMode::Single).await
     }
@@ -427,71 +472,78 @@ impl LeadService {
             now_ms.div_euclid(1000),
             &mut self.new_attr_id(),
         )?;
-        lead.score = score_of(&self.compiled_rules(t).await?, &lead);
-        let mut ops = vec![
+        lead.score = score_of(&self.scoring.compiled_rules(t).await?, &lead);
+        let mut tx = Txn::new();
+        tx.push(
+            Check::LeadAbsent,
             WriteOp::Put {
                 table: Table::Leads,
-                item: self.lead_item(t, &lead, 1)?,
+                item: lead_item(t, &lead, 1)?,
                 cond: Cond::NotExists,
             },
+        )
+        .push(
+            Check::LeadLimit,
             WriteOp::Add {
                 table: Table::Accounts,
                 key: schema::lead_counter_key(&t.account_id),
                 delta: 1,
                 max: t.limits.max_leads.map(|m| m as i64),
             },
-            self.lead_event(t, mode, names::LEAD_CREATED, names::LEADS_CREATED, &lead)?,
-        ];
-        ops.extend(
-            self.marker_ops(&t.account_id, &lead.id, None, Some(&lead))
-                .await?,
+        )
+        .push(
+            Check::EventAbsent,
+            self.lead_event(
+                t,
+                mode,
+                EventKind::LeadCreated,
+                EventKind::LeadsCreated,
+                &lead,
+            )?,
         );
-        match self.deps.store.transact(ops).await {
+        self.marker_ops(&t.account_id, &lead.id, None, Some(&lead), &mut tx)
+            .await?;
+        match tx.commit(&*self.deps.store).await {
             Ok(()) => Ok(lead),
-            Err(StoreError::ConditionFailed(1)) => Err(limit_reached(t)),
-            Err(StoreError::ConditionFailed(_)) => Err(Error::Conflict {
-                code: "conflict",
-                message: "a concurrent push created the same lead".into(),
-            }),
-            Err(e) => Err(e.into()),
+            Err(TxnError::Failed(Check::LeadLimit)) => Err(limit_reached(t)),
+            Err(e) => Err(e.into_error("a concurrent push created the same lead")),
         }
     }
 
     /// Applies a partial update. `updated_at` moves only if a stored value changed;
     /// `last_interaction_at` moves on every update.
-    pub async fn update(&self, t: &Tenant, id: &str, changes: &LeadChanges) -> Result<Lead> {
+    pub async fn update(&self, t: &Tenant, id: &LeadId, changes: &LeadChanges) -> Result<Lead> {
         self.update_with(t, id, changes, EventMode::Single).await
     }
 
-    /// [`LeadService::update`] with an explicit event mode, retrying lost races.
+    /// [`IngestService::update`] with an explicit event mode, retrying lost races.
     pub async fn update_with(
         &self,
         t: &Tenant,
-        id: &str,
+        id: &LeadId,
         changes: &LeadChanges,
         mode: EventMode<'_>,
     ) -> Result<Lead> {
         for attempt in 0..WRITE_ATTEMPTS {
             match self.write_update(t, id, changes, mode).await {
-                Err(e) if is_retryable(&e) => self.backoff(attempt).await,
+                Err(e) if e.is_retryable_conflict() => backoff(attempt).await,
                 other => return other,
             }
         }
-        Err(Error::Conflict {
-            code: "conflict",
-            message: "the lead is being changed concurrently; please retry".into(),
-        })
+        Err(Error::conflict(
+            "the lead is being changed concurrently; please retry",
+        ))
     }
 
     /// One attempt of an update; a lost race is a retryable `conflict`.
     async fn write_update(
         &self,
         t: &Tenant,
-        id: &str,
+        id: &LeadId,
         changes: &LeadChanges,
         mode: EventMode<'_>,
     ) -> Result<Lead> {
-        let (mut lead, version) = self.load(t, id).await?;
+        let (mut lead, version) = load_lead(&self.deps, t, id).await?;
         let old = lead.clone();
         let changed = lead.apply(changes, &mut self.new_attr_id())?;
         let now = self.deps.clock.now_secs();
@@ -499,175 +551,166 @@ impl LeadService {
         if changed {
             lead.updated_at = now;
             // The score follows the values it is computed from, in the same write.
-            lead.score = score_of(&self.compiled_rules(t).await?, &lead);
+            lead.score = score_of(&self.scoring.compiled_rules(t).await?, &lead);
         }
-        let mut ops = vec![WriteOp::Put {
-            table: Table::Leads,
-            item: self.lead_item(t, &lead, version + 1)?,
-            cond: Cond::Version(version),
-        }];
+        let mut tx = Txn::new();
+        tx.push(
+            Check::LeadVersion,
+            WriteOp::Put {
+                table: Table::Leads,
+                item: lead_item(t, &lead, version + 1)?,
+                cond: Cond::Version(version),
+            },
+        );
         if changed {
-            ops.push(self.lead_event(t, mode, names::LEAD_UPDATED, names::LEADS_UPDATED, &lead)?);
-            ops.extend(
-                self.marker_ops(&t.account_id, &lead.id, Some(&old), Some(&lead))
-                    .await?,
+            tx.push(
+                Check::EventAbsent,
+                self.lead_event(
+                    t,
+                    mode,
+                    EventKind::LeadUpdated,
+                    EventKind::LeadsUpdated,
+                    &lead,
+                )?,
             );
+            self.marker_ops(&t.account_id, &lead.id, Some(&old), Some(&lead), &mut tx)
+                .await?;
         }
-        match self.deps.store.transact(ops).await {
-            Ok(()) => Ok(lead),
-            Err(StoreError::ConditionFailed(_)) => Err(Error::Conflict {
-                code: "conflict",
-                message: "the lead changed concurrently".into(),
-            }),
-            Err(e) => Err(e.into()),
-        }
+        tx.commit(&*self.deps.store)
+            .await
+            .map_err(|e| e.into_error("the lead changed concurrently"))?;
+        Ok(lead)
     }
 
-    /// Deletes a lead, its markers, and releases its slot in the plan's lead limit.
-    pub async fn delete(&self, t: &Tenant, id: &str) -> Result<()> {
+    /// Deletes a lead, its markers and notes, and releases its slot in the plan's lead limit.
+    pub async fn delete(&self, t: &Tenant, id: &LeadId) -> Result<()> {
         self.delete_with(t, id, EventMode::Single).await
     }
 
-    /// [`LeadService::delete`] with an explicit event mode.
-    pub async fn delete_with(&self, t: &Tenant, id: &str, mode: EventMode<'_>) -> Result<()> {
+    /// [`IngestService::delete`] with an explicit event mode.
+    pub async fn delete_with(&self, t: &Tenant, id: &LeadId, mode: EventMode<'_>) -> Result<()> {
         for attempt in 0..WRITE_ATTEMPTS {
-            let (lead, version) = self.load(t, id).await?;
-            let mut ops = vec![
+            let (lead, version) = load_lead(&self.deps, t, id).await?;
+            let mut tx = Txn::new();
+            tx.push(
+                Check::LeadVersion,
                 WriteOp::Delete {
                     table: Table::Leads,
                     key: schema::lead_key(&t.account_id, id),
                     cond: Cond::Version(version),
                 },
+            )
+            .push(
+                Check::None,
                 WriteOp::Add {
                     table: Table::Accounts,
                     key: schema::lead_counter_key(&t.account_id),
                     delta: -1,
                     max: None,
                 },
-                self.lead_event(t, mode, names::LEAD_DELETED, names::LEADS_DELETED, &lead)?,
-            ];
-            ops.extend(
-                self.marker_ops(&t.account_id, &lead.id, Some(&lead), None)
-                    .await?,
+            )
+            .push(
+                Check::EventAbsent,
+                self.lead_event(
+                    t,
+                    mode,
+                    EventKind::LeadDeleted,
+                    EventKind::LeadsDeleted,
+                    &lead,
+                )?,
             );
-            match self.deps.store.transact(ops).await {
-                Ok(()) => {
-                    // Notes of a deleted lead are unreachable (every note route checks its
-                    // lead), so removing them after the delete cannot expose anything.
-                    let keys = self.note_cleanup(t, id).await?;
-                    for chunk in keys.chunks(90) {
-                        let ops = chunk
-                            .iter()
-                            .map(|k| WriteOp::Delete {
-                                table: Table::Leads,
-                                key: k.clone(),
-                                cond: Cond::Always,
-                            })
-                            .collect();
-                        self.deps.store.transact(ops).await?;
-                    }
-                    return Ok(());
-                }
-                Err(StoreError::ConditionFailed(_)) => self.backoff(attempt).await,
-                Err(e) => return Err(e.into()),
+            self.marker_ops(&t.account_id, &lead.id, Some(&lead), None, &mut tx)
+                .await?;
+            match tx.commit(&*self.deps.store).await {
+                Ok(()) => return self.notes.delete_all_of(t, id).await,
+                Err(TxnError::Failed(_)) => backoff(attempt).await,
+                Err(TxnError::Store(e)) => return Err(e),
             }
         }
-        Err(Error::Conflict {
-            code: "conflict",
-            message: "the lead is being changed concurrently; please retry".into(),
-        })
+        Err(Error::conflict(
+            "the lead is being changed concurrently; please retry",
+        ))
     }
 
-    /// Folds a finished batch's member events into one grouped event `{ids, count}`.
-    ///
-    /// The member records were written atomically with each item, so nothing is lost if this
-    /// step does not run; it only turns N notifications into one.
-    pub async fn finish_group(
+    /// Pushes each item in order with deduplication (also against earlier items of the same
+    /// batch). Items that failed validation at the edge come in as errors and are reported at
+    /// their index. Records one `leads.created` and one `leads.updated` event for the batch.
+    pub async fn batch_create(
         &self,
         t: &Tenant,
-        group: &str,
-        event: &str,
-        ids: &[String],
-    ) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
+        items: Vec<Result<LeadChanges>>,
+    ) -> Result<Vec<Result<PushOutcome>>> {
+        check_batch_size(t, items.len(), "leads")?;
+        let group = events::new_group(&self.deps);
+        let mut out = Vec::with_capacity(items.len());
+        let (mut new_ids, mut merged_ids) = (Vec::new(), Vec::new());
+        for item in items {
+            let r = match item {
+                Ok(changes) => self.push(t, &changes, EventMode::Member(&group)).await,
+                Err(e) => Err(e),
+            };
+            match &r {
+                Ok(o) => match o.kind {
+                    PushKind::Merged { .. } => merged_ids.push(o.lead.id.clone()),
+                    PushKind::Created { .. } => new_ids.push(o.lead.id.clone()),
+                },
+                Err(e) if is_store_failure(e) && new_ids.is_empty() && merged_ids.is_empty() => {
+                    return Err(e.clone());
+                }
+                Err(_) => {}
+            }
+            out.push(r);
         }
-        self.finish_group_with(
-            t,
-            group,
-            event,
-            serde_json::json!({ "ids": ids, "count": ids.len() }),
-        )
-        .await
-    }
-
-    /// [`LeadService::finish_group`] with an explicit grouped payload.
-    pub async fn finish_group_with(
-        &self,
-        t: &Tenant,
-        group: &str,
-        event: &str,
-        data: serde_json::Value,
-    ) -> Result<()> {
-        let expected = data["count"].as_u64().unwrap_or(0) as u32;
-        let page = self
-            .deps
-            .store
-            .query(&QueryReq {
-                table: Table::Outbox,
-                index: None,
-                pk: schema::outbox_key(&t.account_id, "").pk,
-                sk: SkCond::BeginsWith("E#".into()),
-                start_after: None,
-                descending: true,
-                limit: (expected * 2 + 50).min(2000),
-            })
+        events::finish_id_group(&self.deps, t, &group, EventKind::LeadsCreated, &new_ids).await?;
+        events::finish_id_group(&self.deps, t, &group, EventKind::LeadsUpdated, &merged_ids)
             .await?;
-        let members: Vec<Key> = page
-            .items
-            .iter()
-            .filter(|i| {
-                from_body::<crate::domain::event::OutboxEvent>(&i.body)
-                    .is_ok_and(|e| e.group.as_deref() == Some(group))
-            })
-            .map(|i| i.key.clone())
-            .collect();
-        let grouped = self.deps.outbox_event(&t.account_id, event, data, None)?;
-        let mut first = vec![grouped.1];
-        let mut chunks = members.chunks(90);
-        if let Some(c) = chunks.next() {
-            first.extend(c.iter().map(|k| WriteOp::Delete {
-                table: Table::Outbox,
-                key: k.clone(),
-                cond: Cond::Always,
-            }));
-        }
-        self.deps.store.transact(first).await?;
-        for c in chunks {
-            self.deps
-                .store
-                .transact(
-                    c.iter()
-                        .map(|k| WriteOp::Delete {
-                            table: Table::Outbox,
-                            key: k.clone(),
-                            cond: Cond::Always,
-                        })
-                        .collect(),
-                )
-                .await?;
-        }
-        Ok(())
+        Ok(out)
     }
-}
 
-fn limit_reached(t: &Tenant) -> Error {
-    Error::LimitReached {
-        code: "leads_limit_reached",
-        message: format!(
-            "Lead limit reached: the {} plan stores at most {} leads",
-            t.plan,
-            t.limits.max_leads.unwrap_or(0)
-        ),
+    /// Applies the same partial update to each id in order; one `leads.updated` event.
+    pub async fn batch_update(
+        &self,
+        t: &Tenant,
+        ids: Vec<String>,
+        changes: &LeadChanges,
+    ) -> Result<Vec<IdOutcome>> {
+        check_batch_size(t, ids.len(), "ids")?;
+        let group = events::new_group(&self.deps);
+        let mode = EventMode::Member(&group);
+        let mut out = Vec::with_capacity(ids.len());
+        let mut ok_ids = Vec::new();
+        for id in ids {
+            let result = match LeadId::parse(&id) {
+                Ok(lid) => self.update_with(t, &lid, changes, mode).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if result.is_ok() {
+                ok_ids.push(id.clone());
+            }
+            out.push(IdOutcome { id, result });
+        }
+        events::finish_id_group(&self.deps, t, &group, EventKind::LeadsUpdated, &ok_ids).await?;
+        Ok(out)
+    }
+
+    /// Deletes each id in order; one `leads.deleted` event.
+    pub async fn batch_delete(&self, t: &Tenant, ids: Vec<String>) -> Result<Vec<IdOutcome>> {
+        check_batch_size(t, ids.len(), "ids")?;
+        let group = events::new_group(&self.deps);
+        let mode = EventMode::Member(&group);
+        let mut out = Vec::with_capacity(ids.len());
+        let mut ok_ids = Vec::new();
+        for id in ids {
+            let result = match LeadId::parse(&id) {
+                Ok(lid) => self.delete_with(t, &lid, mode).await,
+                Err(e) => Err(e),
+            };
+            if result.is_ok() {
+                ok_ids.push(id.clone());
+            }
+            out.push(IdOutcome { id, result });
+        }
+        events::finish_id_group(&self.deps, t, &group, EventKind::LeadsDeleted, &ok_ids).await?;
+        Ok(out)
     }
 }
