@@ -153,10 +153,20 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the full router (every route) over a fresh store.
     pub async fn start(backend: Backend) -> TestServer {
+        Self::start_wrapped(backend, |s| s).await
+    }
+
+    /// Starts the full router over a fresh store seen through `wrap` (tests put a
+    /// fault-injecting store in front of the real one).
+    pub async fn start_wrapped(
+        backend: Backend,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> TestServer {
         let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
             SystemClock.now_ms(),
         )));
         let (store, dir) = fresh_store_with_clock(backend, clock.clone()).await;
+        let store = wrap(store);
         let app = Arc::new(
             App::with_parts(store, clock.clone(), Arc::new(UuidIds), &test_config())
                 .expect("compose app"),
@@ -197,4 +207,163 @@ impl TestServer {
             .expect("create account");
         key.raw
     }
+}
+
+/// An answer from the API, as a test reads it.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: reqwest::StatusCode,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The JSON body; a non-JSON body as a string; `Null` when empty.
+    pub body: serde_json::Value,
+}
+
+/// The one HTTP client of the end-to-end suites: calls the API of a [`TestServer`] with one
+/// account's key and hands back status and JSON body.
+#[derive(Debug, Clone)]
+pub struct Api {
+    c: reqwest::Client,
+    /// `http://127.0.0.1:PORT/api/v1`
+    pub base: String,
+    /// The API key sent with every call.
+    pub key: String,
+}
+
+/// Percent-encodes a query-string value (every byte but unreserved ASCII).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Api {
+    /// A client for `key` on `server`.
+    pub fn new(server: &TestServer, key: &str) -> Api {
+        Api {
+            c: reqwest::Client::new(),
+            base: server.base_url.clone(),
+            key: key.to_string(),
+        }
+    }
+
+    /// A client for a new account on `plan`.
+    pub async fn on_plan(server: &TestServer, plan: &str) -> Api {
+        let key = server.account(plan).await;
+        Api::new(server, &key)
+    }
+
+    /// Calls `path` (below `/api/v1`) with an optional JSON body and extra headers.
+    pub async fn request(
+        &self,
+        m: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut r = self
+            .c
+            .request(m, format!("{}{}", self.base, path))
+            .header("X-API-Key", &self.key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.expect("the server answers");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("a readable body");
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Calls `path` and returns status and body.
+    pub async fn send(
+        &self,
+        m: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let r = self.request(m, path, body, &[]).await;
+        (r.status, r.body)
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// `POST /leads` that must create (201); returns the new id.
+    pub async fn create_lead(&self, body: serde_json::Value) -> String {
+        let (st, v) = self.send(reqwest::Method::POST, "/leads", Some(body)).await;
+        assert_eq!(st, reqwest::StatusCode::CREATED, "{v}");
+        v["id"].as_str().expect("an id").to_string()
+    }
+
+    /// `GET /leads/{id}`'s body.
+    pub async fn get_lead(&self, id: &str) -> serde_json::Value {
+        self.get(&format!("/leads/{id}")).await.1
+    }
+
+    /// Every id of `GET /leads?{query}`, walking the cursors to the end, with the page
+    /// invariants checked on each page.
+    pub async fn ids(&self, query: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = query.to_string();
+            if let Some(c) = &cursor {
+                q.push_str(&format!("&cursor={}", urlencode(c)));
+            }
+            let (st, page) = self.get(&format!("/leads?{q}")).await;
+            assert_eq!(st, reqwest::StatusCode::OK, "{page}");
+            check_page_invariants(&page);
+            for l in page["leads"].as_array().expect("leads") {
+                out.push(l["id"].as_str().expect("id").to_string());
+            }
+            if !page["has_more"].as_bool().expect("has_more") {
+                return out;
+            }
+            cursor = Some(page["next_cursor"].as_str().expect("cursor").to_string());
+        }
+    }
+}
+
+/// What every list page must satisfy: `count` is the page's length, and `next_cursor` is a
+/// non-empty string exactly when `has_more` (null otherwise).
+pub fn check_page_invariants(page: &serde_json::Value) {
+    let leads = page["leads"].as_array().expect("leads is an array");
+    assert_eq!(page["count"].as_u64().expect("count") as usize, leads.len());
+    let has_more = page["has_more"].as_bool().expect("has_more is a bool");
+    let cursor_ok = page["next_cursor"].as_str().is_some_and(|c| !c.is_empty());
+    assert_eq!(
+        has_more, cursor_ok,
+        "has_more must match a non-empty cursor: {page}"
+    );
+    if !has_more {
+        assert!(page["next_cursor"].is_null());
+    }
+}
+
+/// Asserts the flat error body `{"error": code, "message": text, "code": code}`.
+pub fn assert_flat_error(v: &serde_json::Value, code: &str) {
+    assert_eq!(v["error"], code, "{v}");
+    assert_eq!(v["code"], code, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
 }

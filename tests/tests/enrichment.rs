@@ -2,70 +2,27 @@
 //! validation, and scores that stay current when leads, attributes or rules change.
 #![allow(clippy::unwrap_used)]
 
-use klozeo_tests::{TestServer, backends};
-use reqwest::{Client, Method, StatusCode};
+use klozeo_tests::{Api, TestServer, backends};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-struct Api {
-    c: Client,
-    base: String,
-    key: String,
+async fn account(s: &TestServer) -> Api {
+    Api::on_plan(s, "unlimited").await
 }
 
-impl Api {
-    async fn new(s: &TestServer) -> Api {
-        Api {
-            c: Client::new(),
-            base: s.base_url.clone(),
-            key: s.account("unlimited").await,
-        }
-    }
-
-    async fn call(&self, m: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut r = self
-            .c
-            .request(m, format!("{}{}", self.base, path))
-            .header("X-API-Key", &self.key);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let st = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            st,
-            if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap()
-            },
-        )
-    }
-
-    async fn lead(&self, body: Value) -> String {
-        let (st, v) = self.call(Method::POST, "/leads", Some(body)).await;
-        assert_eq!(st, StatusCode::CREATED, "{v}");
-        v["id"].as_str().unwrap().to_string()
-    }
-
-    async fn score(&self, id: &str) -> f64 {
-        self.call(Method::GET, &format!("/leads/{id}"), None)
-            .await
-            .1["score"]
-            .as_f64()
-            .unwrap()
-    }
+async fn score(api: &Api, id: &str) -> f64 {
+    api.get_lead(id).await["score"].as_f64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s).await;
-        let other = Api::new(&s).await;
-        let id = api.lead(json!({"name": "N", "source": "s"})).await;
+        let api = account(&s).await;
+        let other = account(&s).await;
+        let id = api.create_lead(json!({"name": "N", "source": "s"})).await;
         let (st, n1) = api
-            .call(
+            .send(
                 Method::POST,
                 &format!("/leads/{id}/notes"),
                 Some(json!({"content": "first"})),
@@ -76,14 +33,14 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
         assert_eq!(n1["lead_id"], json!(id));
         assert!(n1["created_at"].is_i64() && n1["updated_at"].is_i64());
         let (_, n2) = api
-            .call(
+            .send(
                 Method::POST,
                 &format!("/leads/{id}/notes"),
                 Some(json!({"content": "second"})),
             )
             .await;
         let (st, list) = api
-            .call(Method::GET, &format!("/leads/{id}/notes"), None)
+            .send(Method::GET, &format!("/leads/{id}/notes"), None)
             .await;
         assert_eq!(st, StatusCode::OK);
         let contents: Vec<&str> = list["notes"]
@@ -95,7 +52,7 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
         assert_eq!(contents, ["second", "first"], "newest first");
         s.clock.advance_secs(10);
         let (st, edited) = api
-            .call(
+            .send(
                 Method::PUT,
                 &format!("/notes/{}", n1["id"].as_str().unwrap()),
                 Some(json!({"content": "edited"})),
@@ -113,7 +70,7 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
             json!({"content": "x".repeat(65 * 1024)}),
         ] {
             let (st, v) = api
-                .call(Method::POST, &format!("/leads/{id}/notes"), Some(bad))
+                .send(Method::POST, &format!("/leads/{id}/notes"), Some(bad))
                 .await;
             assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
         }
@@ -121,14 +78,14 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
         let nid = n2["id"].as_str().unwrap();
         assert_eq!(
             other
-                .call(Method::GET, &format!("/leads/{id}/notes"), None)
+                .send(Method::GET, &format!("/leads/{id}/notes"), None)
                 .await
                 .0,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
             other
-                .call(
+                .send(
                     Method::PUT,
                     &format!("/notes/{nid}"),
                     Some(json!({"content": "x"}))
@@ -139,14 +96,14 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
         );
         assert_eq!(
             other
-                .call(Method::DELETE, &format!("/notes/{nid}"), None)
+                .send(Method::DELETE, &format!("/notes/{nid}"), None)
                 .await
                 .0,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
             other
-                .call(
+                .send(
                     Method::POST,
                     &format!("/leads/{id}/notes"),
                     Some(json!({"content": "x"}))
@@ -156,11 +113,11 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
             StatusCode::NOT_FOUND
         );
         let (st, _) = api
-            .call(Method::DELETE, &format!("/notes/{nid}"), None)
+            .send(Method::DELETE, &format!("/notes/{nid}"), None)
             .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
         assert_eq!(
-            api.call(
+            api.send(
                 Method::PUT,
                 &format!("/notes/{nid}"),
                 Some(json!({"content": "x"}))
@@ -170,11 +127,11 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
             StatusCode::NOT_FOUND
         );
         // Deleting the lead deletes its notes.
-        api.call(Method::DELETE, &format!("/leads/{id}"), None)
+        api.send(Method::DELETE, &format!("/leads/{id}"), None)
             .await;
         let n1id = n1["id"].as_str().unwrap();
         assert_eq!(
-            api.call(
+            api.send(
                 Method::PUT,
                 &format!("/notes/{n1id}"),
                 Some(json!({"content": "x"}))
@@ -184,7 +141,7 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            api.call(Method::GET, &format!("/leads/{id}/notes"), None)
+            api.send(Method::GET, &format!("/leads/{id}/notes"), None)
                 .await
                 .0,
             StatusCode::NOT_FOUND
@@ -196,11 +153,11 @@ async fn notes_crud_newest_first_isolated_and_deleted_with_their_lead() {
 async fn attributes_crud_with_types_and_both_update_bodies() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s).await;
-        let id = api.lead(json!({"name": "A", "source": "s"})).await;
+        let api = account(&s).await;
+        let id = api.create_lead(json!({"name": "A", "source": "s"})).await;
         let path = format!("/leads/{id}/attributes");
         let (st, a) = api
-            .call(
+            .send(
                 Method::POST,
                 &path,
                 Some(json!({"name": "cuisine", "type": "text", "value": "Italian"})),
@@ -210,7 +167,7 @@ async fn attributes_crud_with_types_and_both_update_bodies() {
         assert_eq!(a["name"], "cuisine");
         let aid = a["id"].as_str().unwrap().to_string();
         let (st, again) = api
-            .call(
+            .send(
                 Method::POST,
                 &path,
                 Some(json!({"name": "cuisine", "type": "text", "value": "Greek"})),
@@ -225,7 +182,7 @@ async fn attributes_crud_with_types_and_both_update_bodies() {
             ("object", json!({"k": 1})),
         ] {
             let (st, v) = api
-                .call(
+                .send(
                     Method::POST,
                     &path,
                     Some(json!({"name": format!("a_{ty}"), "type": ty, "value": value})),
@@ -240,12 +197,12 @@ async fn attributes_crud_with_types_and_both_update_bodies() {
             json!({"name": "x".repeat(65), "type": "text", "value": "x"}),
             json!({"name": "t", "type": "colour", "value": "x"}),
         ] {
-            let (st, v) = api.call(Method::POST, &path, Some(bad)).await;
+            let (st, v) = api.send(Method::POST, &path, Some(bad)).await;
             assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
         }
         // Raw value (the Python SDK) and {"value": ...} (the docs).
         let (st, v) = api
-            .call(
+            .send(
                 Method::PUT,
                 &format!("{path}/{aid}"),
                 Some(json!("Mediterranean")),
@@ -256,7 +213,7 @@ async fn attributes_crud_with_types_and_both_update_bodies() {
             (StatusCode::OK, json!("Mediterranean"))
         );
         let (st, v) = api
-            .call(
+            .send(
                 Method::PUT,
                 &format!("{path}/{aid}"),
                 Some(json!({"value": "French"})),
@@ -264,31 +221,31 @@ async fn attributes_crud_with_types_and_both_update_bodies() {
             .await;
         assert_eq!((st, v["value"].clone()), (StatusCode::OK, json!("French")));
         let (st, _) = api
-            .call(Method::PUT, &format!("{path}/{aid}"), Some(json!(12)))
+            .send(Method::PUT, &format!("{path}/{aid}"), Some(json!(12)))
             .await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "the value must fit the type");
-        let (_, list) = api.call(Method::GET, &path, None).await;
+        let (_, list) = api.send(Method::GET, &path, None).await;
         assert_eq!(list["attributes"].as_array().unwrap().len(), 5);
-        let (_, lead) = api.call(Method::GET, &format!("/leads/{id}"), None).await;
+        let (_, lead) = api.send(Method::GET, &format!("/leads/{id}"), None).await;
         assert_eq!(
             lead["attributes"], list["attributes"],
             "lead responses embed attributes with ids"
         );
         let (st, _) = api
-            .call(Method::DELETE, &format!("{path}/{aid}"), None)
+            .send(Method::DELETE, &format!("{path}/{aid}"), None)
             .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
         assert_eq!(
-            api.call(Method::DELETE, &format!("{path}/{aid}"), None)
+            api.send(Method::DELETE, &format!("{path}/{aid}"), None)
                 .await
                 .0,
             StatusCode::NOT_FOUND
         );
-        let (_, list) = api.call(Method::GET, &path, None).await;
+        let (_, list) = api.send(Method::GET, &path, None).await;
         assert_eq!(list["attributes"].as_array().unwrap().len(), 4);
-        let other = Api::new(&s).await;
+        let other = account(&s).await;
         assert_eq!(
-            other.call(Method::GET, &path, None).await.0,
+            other.send(Method::GET, &path, None).await.0,
             StatusCode::NOT_FOUND
         );
     }
@@ -298,13 +255,13 @@ async fn attributes_crud_with_types_and_both_update_bodies() {
 async fn scoring_rules_crud_and_scores_stay_current() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s).await;
+        let api = account(&s).await;
         let id = api
-            .lead(json!({"name": "S", "source": "s", "rating": 4.5, "city": "Paris"}))
+            .create_lead(json!({"name": "S", "source": "s", "rating": 4.5, "city": "Paris"}))
             .await;
-        assert_eq!(api.score(&id).await, 0.0);
+        assert_eq!(score(&api, &id).await, 0.0);
         let (st, r1) = api
-            .call(
+            .send(
                 Method::POST,
                 "/scoring-rules",
                 Some(json!({"name": "rating", "expression": "rating * 10"})),
@@ -317,16 +274,16 @@ async fn scoring_rules_crud_and_scores_stay_current() {
         );
         assert!(r1["created_at"].is_i64());
         assert_eq!(
-            api.score(&id).await,
+            score(&api, &id).await,
             45.0,
             "{b:?}: a rule change rescores existing leads"
         );
         let (st, r2) = api
-            .call(Method::POST, "/scoring-rules", Some(json!({"name": "paris", "expression": "city == \"PARIS\" ? 30 : 0", "weight": 0.5, "priority": 5})))
+            .send(Method::POST, "/scoring-rules", Some(json!({"name": "paris", "expression": "city == \"PARIS\" ? 30 : 0", "weight": 0.5, "priority": 5})))
             .await;
         assert_eq!(st, StatusCode::CREATED);
-        assert_eq!(api.score(&id).await, 60.0);
-        let (_, rules) = api.call(Method::GET, "/scoring-rules", None).await;
+        assert_eq!(score(&api, &id).await, 60.0);
+        let (_, rules) = api.send(Method::GET, "/scoring-rules", None).await;
         let names: Vec<&str> = rules["rules"]
             .as_array()
             .unwrap()
@@ -336,7 +293,7 @@ async fn scoring_rules_crud_and_scores_stay_current() {
         assert_eq!(names, ["paris", "rating"], "highest priority first");
         // Changing the lead rescores it in the same write; the clamp holds at 100.
         let (_, updated) = api
-            .call(
+            .send(
                 Method::PUT,
                 &format!("/leads/{id}"),
                 Some(json!({"rating": 9.0})),
@@ -344,7 +301,7 @@ async fn scoring_rules_crud_and_scores_stay_current() {
             .await;
         assert_eq!(updated["score"], json!(100.0));
         let (_, updated) = api
-            .call(
+            .send(
                 Method::PUT,
                 &format!("/leads/{id}"),
                 Some(json!({"rating": 1.0, "city": "Lyon"})),
@@ -353,30 +310,30 @@ async fn scoring_rules_crud_and_scores_stay_current() {
         assert_eq!(updated["score"], json!(10.0));
         // New leads are scored on create.
         let id2 = api
-            .lead(json!({"name": "T", "source": "s", "rating": 2.0, "city": "paris"}))
+            .create_lead(json!({"name": "T", "source": "s", "rating": 2.0, "city": "paris"}))
             .await;
-        assert_eq!(api.score(&id2).await, 35.0);
+        assert_eq!(score(&api, &id2).await, 35.0);
         // Attributes in rules, and attribute changes rescore.
         let r2id = r2["id"].as_str().unwrap();
         let (st, _) = api
-            .call(
+            .send(
                 Method::PUT,
                 &format!("/scoring-rules/{r2id}"),
                 Some(json!({"expression": "attr_employees > 100 ? 40 : 0"})),
             )
             .await;
         assert_eq!(st, StatusCode::OK);
-        assert_eq!(api.score(&id2).await, 20.0);
-        api.call(
+        assert_eq!(score(&api, &id2).await, 20.0);
+        api.send(
             Method::POST,
             &format!("/leads/{id2}/attributes"),
             Some(json!({"name": "employees", "type": "number", "value": 500})),
         )
         .await;
-        assert_eq!(api.score(&id2).await, 40.0);
+        assert_eq!(score(&api, &id2).await, 40.0);
         // Explain lists each rule's value, weight and contribution.
         let (st, ex) = api
-            .call(Method::GET, &format!("/leads/{id2}/score/explain"), None)
+            .send(Method::GET, &format!("/leads/{id2}/score/explain"), None)
             .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(ex["score"], json!(40.0));
@@ -395,7 +352,7 @@ async fn scoring_rules_crud_and_scores_stay_current() {
         assert_eq!(parts, [(40.0, 0.5, 20.0), (20.0, 1.0, 20.0)]);
         // An invalid expression points at the problem and changes nothing.
         let (st, v) = api
-            .call(
+            .send(
                 Method::POST,
                 "/scoring-rules",
                 Some(json!({"name": "bad", "expression": "rating * (2 +"})),
@@ -405,41 +362,36 @@ async fn scoring_rules_crud_and_scores_stay_current() {
         assert!(v["message"].as_str().unwrap().contains("position"), "{v}");
         // Deleting a rule rescores.
         let (st, _) = api
-            .call(Method::DELETE, &format!("/scoring-rules/{r2id}"), None)
+            .send(Method::DELETE, &format!("/scoring-rules/{r2id}"), None)
             .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
-        assert_eq!(api.score(&id2).await, 20.0);
+        assert_eq!(score(&api, &id2).await, 20.0);
         assert_eq!(
-            api.call(Method::GET, &format!("/scoring-rules/{r2id}"), None)
+            api.send(Method::GET, &format!("/scoring-rules/{r2id}"), None)
                 .await
                 .0,
             StatusCode::NOT_FOUND
         );
         // Explicit rescoring endpoints (no body at all).
-        let r = api
-            .c
-            .post(format!("{}/leads/{id2}/score", api.base))
-            .header("X-API-Key", &api.key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
+        let (st, v) = api
+            .send(Method::POST, &format!("/leads/{id2}/score"), None)
+            .await;
+        assert_eq!(st, 200);
         assert_eq!(v, json!({"id": id2, "score": 20.0}));
-        let (st, v) = api.call(Method::POST, "/leads/score/batch", None).await;
+        let (st, v) = api.send(Method::POST, "/leads/score/batch", None).await;
         assert_eq!((st, v["total"].clone()), (StatusCode::OK, json!(2)));
         // Another account's rules are invisible.
-        let other = Api::new(&s).await;
+        let other = account(&s).await;
         let r1id = r1["id"].as_str().unwrap();
         assert_eq!(
             other
-                .call(Method::GET, &format!("/scoring-rules/{r1id}"), None)
+                .send(Method::GET, &format!("/scoring-rules/{r1id}"), None)
                 .await
                 .0,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            other.call(Method::GET, "/scoring-rules", None).await.1,
+            other.send(Method::GET, "/scoring-rules", None).await.1,
             json!({"rules": []})
         );
     }
@@ -451,7 +403,7 @@ async fn scoring_rules_crud_and_scores_stay_current() {
 async fn rule_changes_rescore_leads_across_pages() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s).await;
+        let api = account(&s).await;
         let mut ids = Vec::new();
         for batch in 0..3 {
             let leads: Vec<Value> = (0..70)
@@ -470,7 +422,7 @@ async fn rule_changes_rescore_leads_across_pages() {
                 })
                 .collect();
             let (st, v) = api
-                .call(
+                .send(
                     Method::POST,
                     "/leads/batch",
                     Some(json!({ "leads": leads })),
@@ -491,7 +443,7 @@ async fn rule_changes_rescore_leads_across_pages() {
             (((i % 5) as f64 * 10.0 + paris + employees / 100.0) * w).clamp(0.0, 100.0)
         };
         let (st, rule) = api
-            .call(
+            .send(
                 Method::POST,
                 "/scoring-rules",
                 Some(json!({"name": "fit", "expression": "rating * 10 + (city == 'PARIS' ? 5 : 0) + attr_employees / 100"})),
@@ -501,11 +453,11 @@ async fn rule_changes_rescore_leads_across_pages() {
         // The first and last lead, and leads on either side of the 200-lead page boundary.
         let sample = [0, 1, 199, 200, 201, 209];
         for i in sample {
-            assert_eq!(api.score(&ids[i]).await, want(i, 1.0), "{b:?} lead {i}");
+            assert_eq!(score(&api, &ids[i]).await, want(i, 1.0), "{b:?} lead {i}");
         }
         let rid = rule["id"].as_str().unwrap();
         let (st, _) = api
-            .call(
+            .send(
                 Method::PUT,
                 &format!("/scoring-rules/{rid}"),
                 Some(json!({"weight": 2.0})),
@@ -513,9 +465,9 @@ async fn rule_changes_rescore_leads_across_pages() {
             .await;
         assert_eq!(st, StatusCode::OK);
         for i in sample {
-            assert_eq!(api.score(&ids[i]).await, want(i, 2.0), "{b:?} lead {i}");
+            assert_eq!(score(&api, &ids[i]).await, want(i, 2.0), "{b:?} lead {i}");
         }
-        let (st, v) = api.call(Method::POST, "/leads/score/batch", None).await;
+        let (st, v) = api.send(Method::POST, "/leads/score/batch", None).await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(
             (v["total"].clone(), v["updated"].clone()),

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use klozeo_tests::{Backend, TestServer, backends};
+use klozeo_tests::{Api, Backend, TestServer, backends};
 use reqwest::Client;
 use serde_json::{Value, json};
 
@@ -20,18 +20,13 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-async fn get(c: &Client, s: &TestServer, key: &str, q: &str) -> (u16, Value) {
-    let r = c
-        .get(format!("{}/leads?{q}", s.base_url))
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+async fn get(api: &Api, q: &str) -> (u16, Value) {
+    let (st, v) = api.get(&format!("/leads?{q}")).await;
+    (st.as_u16(), v)
 }
 
 /// Walks every page and returns the names in order.
-async fn walk(c: &Client, s: &TestServer, key: &str, q: &str, limit: u32) -> Vec<String> {
+async fn walk(api: &Api, q: &str, limit: u32) -> Vec<String> {
     let mut names = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -39,7 +34,7 @@ async fn walk(c: &Client, s: &TestServer, key: &str, q: &str, limit: u32) -> Vec
         if !cursor.is_empty() {
             query.push_str(&format!("&cursor={}", enc(&cursor)));
         }
-        let (st, page) = get(c, s, key, &query).await;
+        let (st, page) = get(api, &query).await;
         assert_eq!(st, 200, "{q}: {page}");
         let has_more = page["has_more"].as_bool().unwrap();
         assert_eq!(
@@ -267,6 +262,7 @@ async fn every_operator_gives_the_expected_answer_on_every_store() {
     for b in backends() {
         let s = TestServer::start(b).await;
         let key = s.account("unlimited").await;
+        let api = Api::new(&s, &key);
         let c = Client::new();
         for lead in dataset() {
             let r = c
@@ -288,7 +284,7 @@ async fn every_operator_gives_the_expected_answer_on_every_store() {
             }
             let q = q.join("&");
             for limit in [2, 50] {
-                let got = walk(&c, &s, &key, &q, limit).await;
+                let got = walk(&api, &q, limit).await;
                 if sort.is_empty() {
                     // Default order is created_at, which is dataset order.
                     assert_eq!(got, expected, "{b:?} {q} limit={limit}");
@@ -304,7 +300,7 @@ async fn every_operator_gives_the_expected_answer_on_every_store() {
 async fn bad_filters_are_400s_that_name_the_filter() {
     let s = TestServer::start(Backend::Embedded).await;
     let key = s.account("free").await;
-    let c = Client::new();
+    let api = Api::new(&s, &key);
     for (f, why) in [
         ("xor.eq.city.x", "unknown logic"),
         ("and.like.city.x", "unknown operator"),
@@ -313,26 +309,20 @@ async fn bad_filters_are_400s_that_name_the_filter() {
         ("and.gt.rating.four", "not a number"),
         ("and.within_radius.location.1,2", "lat,lng,km"),
     ] {
-        let (st, v) = get(&c, &s, &key, &format!("filter={}", enc(f))).await;
+        let (st, v) = get(&api, &format!("filter={}", enc(f))).await;
         assert_eq!(st, 400, "{f}");
         let msg = v["message"].as_str().unwrap();
         assert!(msg.contains(f) && msg.contains(why), "{f}: {msg}");
     }
     // A cursor is bound to its filters too.
     for i in 0..3 {
-        c.post(format!("{}/leads", s.base_url))
-            .header("X-API-Key", &key)
-            .json(&json!({"name": format!("n{i}"), "source": "s", "city": "Oslo"}))
-            .send()
-            .await
-            .unwrap();
+        api.create_lead(json!({"name": format!("n{i}"), "source": "s", "city": "Oslo"}))
+            .await;
     }
-    let (_, p) = get(&c, &s, &key, "filter=and.eq.city.Oslo&limit=1").await;
+    let (_, p) = get(&api, "filter=and.eq.city.Oslo&limit=1").await;
     let cur = p["next_cursor"].as_str().unwrap();
     let (st, _) = get(
-        &c,
-        &s,
-        &key,
+        &api,
         &format!("filter=and.eq.city.Bergen&limit=1&cursor={}", enc(cur)),
     )
     .await;
@@ -370,7 +360,7 @@ async fn a_large_walk_with_filter_and_sort_survives_concurrent_inserts_and_delet
                 }
             }
         }
-        let c = Client::new();
+        let api = Api::new(&s, &key);
         let limit = if b == Backend::Embedded { 97 } else { 17 };
         let q = format!(
             "filter={}&sort_by=rating&sort_order=desc&limit={limit}",
@@ -384,7 +374,7 @@ async fn a_large_walk_with_filter_and_sort_survives_concurrent_inserts_and_delet
             if !cursor.is_empty() {
                 query.push_str(&format!("&cursor={}", enc(&cursor)));
             }
-            let (st, page) = get(&c, &s, &key, &query).await;
+            let (st, page) = get(&api, &query).await;
             assert_eq!(st, 200, "{page}");
             seen.extend(
                 page["leads"]

@@ -5,110 +5,11 @@
 use std::collections::HashSet;
 
 use klozeo_core::ports::{QueryReq, SkCond, Table};
-use klozeo_tests::{TestServer, backends};
+use klozeo_tests::{
+    Api, TestServer, assert_flat_error, backends, check_page_invariants, urlencode,
+};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-
-struct Api {
-    c: Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    fn new(s: &TestServer, key: &str) -> Api {
-        Api {
-            c: Client::new(),
-            base: s.base_url.clone(),
-            key: key.to_string(),
-        }
-    }
-
-    async fn send(&self, m: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut r = self
-            .c
-            .request(m, format!("{}{}", self.base, path))
-            .header("X-API-Key", &self.key);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, v)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(Method::GET, path, None).await
-    }
-
-    async fn create(&self, body: Value) -> String {
-        let (st, v) = self.send(Method::POST, "/leads", Some(body)).await;
-        assert_eq!(st, StatusCode::CREATED, "{v}");
-        v["id"].as_str().unwrap().to_string()
-    }
-
-    async fn ids(&self, query: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut q = query.to_string();
-            if let Some(c) = &cursor {
-                q.push_str(&format!("&cursor={}", urlencode(c)));
-            }
-            let (st, page) = self.get(&format!("/leads?{q}")).await;
-            assert_eq!(st, StatusCode::OK, "{page}");
-            check_page_invariants(&page);
-            for l in page["leads"].as_array().unwrap() {
-                out.push(l["id"].as_str().unwrap().to_string());
-            }
-            if !page["has_more"].as_bool().unwrap() {
-                return out;
-            }
-            cursor = Some(page["next_cursor"].as_str().unwrap().to_string());
-        }
-    }
-}
-
-fn urlencode(s: &str) -> String {
-    form_encode(s)
-}
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn check_page_invariants(page: &Value) {
-    let leads = page["leads"].as_array().expect("leads is an array");
-    assert_eq!(page["count"].as_u64().unwrap() as usize, leads.len());
-    let has_more = page["has_more"].as_bool().expect("has_more is a bool");
-    let cursor_ok = page["next_cursor"].as_str().is_some_and(|c| !c.is_empty());
-    assert_eq!(
-        has_more, cursor_ok,
-        "has_more must match a non-empty cursor: {page}"
-    );
-    if !has_more {
-        assert!(page["next_cursor"].is_null());
-    }
-}
-
-fn assert_flat_error(v: &Value, code: &str) {
-    assert_eq!(v["error"], code, "{v}");
-    assert_eq!(v["code"], code, "{v}");
-    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_is_required_and_accepts_both_header_forms() {
@@ -204,7 +105,9 @@ async fn create_then_get_returns_every_field_in_the_sdk_shape() {
         );
         assert_eq!(attrs[0]["value"], json!(500.0));
         // A minimal lead has the defaults the SDKs require.
-        let id2 = api.create(json!({"name": "Min", "source": "api"})).await;
+        let id2 = api
+            .create_lead(json!({"name": "Min", "source": "api"}))
+            .await;
         let (_, min) = api.get(&format!("/leads/{id2}")).await;
         assert_eq!(min["tags"], json!([]));
         assert_eq!(min["attributes"], json!([]));
@@ -258,7 +161,7 @@ async fn update_is_partial_and_moves_timestamps_correctly() {
         let s = TestServer::start(b).await;
         let api = Api::new(&s, &s.account("free").await);
         let id = api
-            .create(json!({"name": "Acme", "source": "web", "city": "Paris", "rating": 4.0, "tags": ["a"]}))
+            .create_lead(json!({"name": "Acme", "source": "web", "city": "Paris", "rating": 4.0, "tags": ["a"]}))
             .await;
         let (_, before) = api.get(&format!("/leads/{id}")).await;
         s.clock.advance_secs(100);
@@ -323,7 +226,9 @@ async fn delete_answers_204_and_the_lead_is_gone() {
     for b in backends() {
         let s = TestServer::start(b).await;
         let api = Api::new(&s, &s.account("free").await);
-        let id = api.create(json!({"name": "Gone", "source": "web"})).await;
+        let id = api
+            .create_lead(json!({"name": "Gone", "source": "web"}))
+            .await;
         let r = Client::new()
             .delete(format!("{}/leads/{id}", s.base_url))
             .header("X-API-Key", &api.key)
@@ -352,7 +257,9 @@ async fn another_tenants_lead_is_indistinguishable_from_a_missing_one() {
         let s = TestServer::start(b).await;
         let owner = Api::new(&s, &s.account("free").await);
         let other = Api::new(&s, &s.account("free").await);
-        let id = owner.create(json!({"name": "Mine", "source": "web"})).await;
+        let id = owner
+            .create_lead(json!({"name": "Mine", "source": "web"}))
+            .await;
         let missing = "cl_00000000-0000-7000-8000-000000000000";
         for target in [id.as_str(), missing] {
             for m in [Method::GET, Method::DELETE] {
@@ -414,7 +321,7 @@ async fn list_parameters_are_validated_and_cursors_cannot_be_forged() {
         let s = TestServer::start(b).await;
         let api = Api::new(&s, &s.account("free").await);
         for i in 0..5 {
-            api.create(json!({"name": format!("L{i}"), "source": "web"}))
+            api.create_lead(json!({"name": format!("L{i}"), "source": "web"}))
                 .await;
         }
         for bad in [
@@ -471,7 +378,9 @@ async fn a_thousand_leads_listed_seven_at_a_time_come_back_once_each_in_order() 
         let mut created = Vec::new();
         for chunk in 0..20 {
             let futs = (0..50).map(|i| {
-                api.create(json!({"name": format!("Lead {}", chunk * 50 + i), "source": "bulk"}))
+                api.create_lead(
+                    json!({"name": format!("Lead {}", chunk * 50 + i), "source": "bulk"}),
+                )
             });
             created.extend(futures_util::future::join_all(futs).await);
         }
@@ -512,7 +421,7 @@ async fn other_sorts_order_by_value_with_missing_last_and_page_cleanly() {
             if let Some(r) = rating {
                 body["rating"] = json!(r);
             }
-            api.create(body).await;
+            api.create_lead(body).await;
         }
         let names = |ids: Vec<String>| async {
             let mut out = Vec::new();
@@ -542,7 +451,8 @@ async fn the_plan_lead_limit_is_a_403_that_writes_nothing() {
     for b in backends() {
         let s = TestServer::start(b).await;
         let api = Api::new(&s, &s.account("leads100").await);
-        let futs = (0..100).map(|i| api.create(json!({"name": format!("L{i}"), "source": "web"})));
+        let futs =
+            (0..100).map(|i| api.create_lead(json!({"name": format!("L{i}"), "source": "web"})));
         let ids = futures_util::future::join_all(futs).await;
         let (st, v) = api
             .send(
@@ -558,7 +468,7 @@ async fn the_plan_lead_limit_is_a_403_that_writes_nothing() {
             .send(Method::DELETE, &format!("/leads/{}", ids[0]), None)
             .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
-        api.create(json!({"name": "fits again", "source": "web"}))
+        api.create_lead(json!({"name": "fits again", "source": "web"}))
             .await;
     }
 }
@@ -569,7 +479,7 @@ async fn every_change_records_its_event_in_the_outbox() {
         let s = TestServer::start(b).await;
         let api = Api::new(&s, &s.account("free").await);
         let id = api
-            .create(json!({"name": "Evented", "source": "web"}))
+            .create_lead(json!({"name": "Evented", "source": "web"}))
             .await;
         api.send(
             Method::PUT,

@@ -5,55 +5,23 @@
 use std::collections::HashSet;
 
 use klozeo_core::ports::{QueryReq, SkCond, Table};
-use klozeo_tests::{TestServer, backends};
+use klozeo_tests::{Api, Resp, TestServer, backends};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-struct Api {
-    c: Client,
-    base: String,
-    key: String,
+/// What these tests need beyond the shared client: an optional `Idempotency-Key` on any call.
+trait IngestApi {
+    async fn call(&self, m: Method, path: &str, body: Option<Value>, idem: Option<&str>) -> Resp;
+    async fn push(&self, body: Value) -> Resp;
+    async fn lead(&self, id: &str) -> Value;
+    async fn count(&self) -> usize;
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Api {
-    async fn new(s: &TestServer, plan: &str) -> Api {
-        Api {
-            c: Client::new(),
-            base: s.base_url.clone(),
-            key: s.account(plan).await,
-        }
-    }
-
+impl IngestApi for Api {
     async fn call(&self, m: Method, path: &str, body: Option<Value>, idem: Option<&str>) -> Resp {
-        let mut r = self
-            .c
-            .request(m, format!("{}{}", self.base, path))
-            .header("X-API-Key", &self.key);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        if let Some(k) = idem {
-            r = r.header("Idempotency-Key", k);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        };
-        Resp {
-            status,
-            headers,
-            body,
+        match idem {
+            Some(k) => self.request(m, path, body, &[("Idempotency-Key", k)]).await,
+            None => self.request(m, path, body, &[]).await,
         }
     }
 
@@ -62,9 +30,7 @@ impl Api {
     }
 
     async fn lead(&self, id: &str) -> Value {
-        self.call(Method::GET, &format!("/leads/{id}"), None, None)
-            .await
-            .body
+        self.get_lead(id).await
     }
 
     async fn count(&self) -> usize {
@@ -103,7 +69,7 @@ async fn outbox(s: &TestServer, key: &str) -> Vec<Value> {
 async fn email_merges_last_touch_wins() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "unlimited").await;
+        let api = Api::on_plan(&s, "unlimited").await;
         let first = api
             .push(json!({"name": "Acme", "source": "maps", "email": "Hello@Acme.com", "city": "Paris",
                          "rating": 4.0, "tags": ["a"],
@@ -173,7 +139,7 @@ async fn email_merges_last_touch_wins() {
 async fn source_id_phone_and_name_city_tiers() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "unlimited").await;
+        let api = Api::on_plan(&s, "unlimited").await;
         let a = api
             .push(
                 json!({"name": "Acme Corp", "source": "maps", "source_id": "ext-1",
@@ -224,7 +190,7 @@ async fn source_id_phone_and_name_city_tiers() {
 async fn tiers_are_tried_in_order_and_the_first_match_decides() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "unlimited").await;
+        let api = Api::on_plan(&s, "unlimited").await;
         let by_email = api
             .push(json!({"name": "E", "source": "s", "email": "e@x.com"}))
             .await
@@ -256,7 +222,7 @@ async fn tiers_are_tried_in_order_and_the_first_match_decides() {
 async fn fifty_concurrent_identical_pushes_end_in_one_lead() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "unlimited").await;
+        let api = Api::on_plan(&s, "unlimited").await;
         let body = json!({"name": "Race Inc", "source": "scraper", "email": "race@inc.com", "source_id": "r-1"});
         let futs = (0..50).map(|_| api.push(body.clone()));
         let results = futures_util::future::join_all(futs).await;
@@ -283,7 +249,7 @@ async fn fifty_concurrent_identical_pushes_end_in_one_lead() {
 async fn batch_create_reports_per_index_and_groups_its_events() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "unlimited").await;
+        let api = Api::on_plan(&s, "unlimited").await;
         let existing = api
             .push(json!({"name": "Old", "source": "s", "email": "old@x.com"}))
             .await
@@ -373,7 +339,7 @@ async fn batch_create_reports_per_index_and_groups_its_events() {
 async fn batch_update_and_delete_answer_per_id_results() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "unlimited").await;
+        let api = Api::on_plan(&s, "unlimited").await;
         let mut ids = Vec::new();
         for i in 0..3 {
             ids.push(
@@ -437,7 +403,7 @@ async fn batch_update_and_delete_answer_per_id_results() {
 async fn batch_over_the_plan_limit_is_rejected_whole() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "leads100").await;
+        let api = Api::on_plan(&s, "leads100").await;
         let leads: Vec<Value> = (0..101)
             .map(|i| json!({"name": format!("L{i}"), "source": "s"}))
             .collect();
@@ -495,7 +461,7 @@ async fn batch_over_the_plan_limit_is_rejected_whole() {
 async fn concurrent_creates_at_the_limit_cannot_both_succeed() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "leads100").await;
+        let api = Api::on_plan(&s, "leads100").await;
         let leads: Vec<Value> = (0..99)
             .map(|i| json!({"name": format!("L{i}"), "source": "s"}))
             .collect();
@@ -518,7 +484,7 @@ async fn concurrent_creates_at_the_limit_cannot_both_succeed() {
 async fn the_101st_request_in_the_window_is_a_429_with_no_side_effect() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "free").await;
+        let api = Api::on_plan(&s, "free").await;
         let mut last_remaining = 100;
         for i in 0..100 {
             let r = api.call(Method::GET, "/leads", None, None).await;
@@ -571,7 +537,7 @@ async fn the_101st_request_in_the_window_is_a_429_with_no_side_effect() {
 async fn idempotency_keys_replay_and_detect_misuse() {
     for b in backends() {
         let s = TestServer::start(b).await;
-        let api = Api::new(&s, "unlimited").await;
+        let api = Api::on_plan(&s, "unlimited").await;
         let body = json!({"name": "Once", "source": "agent"});
         let first = api
             .call(Method::POST, "/leads", Some(body.clone()), Some("k-1"))
@@ -597,7 +563,7 @@ async fn idempotency_keys_replay_and_detect_misuse() {
         assert_eq!(other.status, StatusCode::CONFLICT);
         assert_eq!(other.body["code"], "idempotency_conflict");
         // Keys are per account.
-        let api2 = Api::new(&s, "unlimited").await;
+        let api2 = Api::on_plan(&s, "unlimited").await;
         let theirs = api2
             .call(Method::POST, "/leads", Some(body.clone()), Some("k-1"))
             .await;
@@ -623,5 +589,69 @@ async fn idempotency_keys_replay_and_detect_misuse() {
             .await;
         assert_eq!(late.status, StatusCode::CREATED);
         assert!(late.headers.get("idempotency-replayed").is_none());
+    }
+}
+
+/// A store that fails every attempt to record a finished idempotent response, as a store
+/// outage right after the change itself committed would.
+struct FailIdemRecord(std::sync::Arc<dyn klozeo_core::ports::Store>);
+
+#[async_trait::async_trait]
+impl klozeo_core::ports::Store for FailIdemRecord {
+    async fn get(
+        &self,
+        table: Table,
+        key: &klozeo_core::ports::Key,
+    ) -> klozeo_core::Result<Option<klozeo_core::ports::Item>> {
+        self.0.get(table, key).await
+    }
+    async fn batch_get(
+        &self,
+        table: Table,
+        keys: &[klozeo_core::ports::Key],
+    ) -> klozeo_core::Result<Vec<klozeo_core::ports::Item>> {
+        self.0.batch_get(table, keys).await
+    }
+    async fn query(&self, req: &QueryReq) -> klozeo_core::Result<klozeo_core::ports::Page> {
+        self.0.query(req).await
+    }
+    async fn transact(
+        &self,
+        ops: Vec<klozeo_core::ports::WriteOp>,
+    ) -> Result<(), klozeo_core::ports::StoreError> {
+        let records_response = ops.iter().any(|op| {
+            matches!(op, klozeo_core::ports::WriteOp::Put { item, .. }
+                if item.key.pk.starts_with("IDEM#")
+                    && String::from_utf8_lossy(&item.body).contains("\"done\":true"))
+        });
+        if records_response {
+            return Err(klozeo_core::Error::Unavailable("injected store outage".into()).into());
+        }
+        self.0.transact(ops).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_that_cannot_be_recorded_still_reaches_the_caller_and_frees_the_key() {
+    for b in backends() {
+        let s = TestServer::start_wrapped(b, |inner| std::sync::Arc::new(FailIdemRecord(inner)))
+            .await;
+        let api = Api::on_plan(&s, "unlimited").await;
+        let body = json!({"name": "Recorded?", "source": "s", "email": "rec@example.com"});
+        let first = api
+            .call(Method::POST, "/leads", Some(body.clone()), Some("k-lost"))
+            .await;
+        assert_eq!(first.status, StatusCode::CREATED, "{b:?}: {}", first.body);
+        let id = first.body["id"].as_str().unwrap().to_string();
+        assert_eq!(api.lead(&id).await["name"], "Recorded?", "{b:?}: stored");
+        // The key was released, not left locked: a retry runs again (and dedup merges it)
+        // instead of a 409 "still in progress".
+        let retry = api
+            .call(Method::POST, "/leads", Some(body), Some("k-lost"))
+            .await;
+        assert_eq!(retry.status, StatusCode::OK, "{b:?}: {}", retry.body);
+        assert_eq!(retry.body["id"], json!(id), "{b:?}");
+        assert_eq!(retry.body["duplicate"], json!(true), "{b:?}");
+        assert_eq!(api.count().await, 1, "{b:?}");
     }
 }

@@ -70,7 +70,7 @@ pub enum IdemStart {
 }
 
 /// Proof that this request holds an idempotency key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct IdemTicket {
     key: Key,
     fp: String,

@@ -154,10 +154,20 @@ async fn idempotent(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        s.app
+        // The change is done whatever happens here: the caller must get its answer. If it
+        // cannot be recorded for replay, the key is released so that a retry is not locked
+        // out (it runs again, and deduplication makes a repeated create a merge).
+        if let Err(e) = s
+            .app
             .limits
-            .idem_complete(ticket, status, ct, &rbytes)
-            .await?;
+            .idem_complete(ticket.clone(), status, ct, &rbytes)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record an idempotent response; releasing its key");
+            if let Err(e) = s.app.limits.idem_abandon(ticket).await {
+                tracing::warn!(error = %e, "could not release an idempotency key");
+            }
+        }
     }
     Ok(Response::from_parts(rparts, Body::from(rbytes)))
 }
