@@ -634,8 +634,8 @@ impl klozeo_core::ports::Store for FailIdemRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_that_cannot_be_recorded_still_reaches_the_caller_and_frees_the_key() {
     for b in backends() {
-        let s = TestServer::start_wrapped(b, |inner| std::sync::Arc::new(FailIdemRecord(inner)))
-            .await;
+        let s =
+            TestServer::start_wrapped(b, |inner| std::sync::Arc::new(FailIdemRecord(inner))).await;
         let api = Api::on_plan(&s, "unlimited").await;
         let body = json!({"name": "Recorded?", "source": "s", "email": "rec@example.com"});
         let first = api
