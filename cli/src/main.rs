@@ -150,6 +150,14 @@ async fn build_app(s: &StoreArgs) -> Result<App> {
         signing_key,
         max_body_bytes: config::max_body_from_env()?,
         plans: config::plans_from_env()?,
+        jobs: config::jobs_from_env()?,
+        webhooks: config::webhooks_from_env()?,
+        jobs_queue_url: std::env::var("KLOZEO_JOBS_QUEUE_URL")
+            .ok()
+            .filter(|v| !v.is_empty()),
+        jobs_dlq_url: std::env::var("KLOZEO_JOBS_DLQ_URL")
+            .ok()
+            .filter(|v| !v.is_empty()),
     };
     Ok(App::build(&cfg).await?)
 }
@@ -175,12 +183,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
             StoreKind::Dynamodb => format!("dynamodb, tables {}*", args.store.table_prefix),
         }
     );
+    // Webhook dispatch and the jobs queue run in this process, on the same store.
+    let workers = klozeo_core::edges::worker::spawn(app.clone());
     let svc = service(app, Routes::All);
     axum::serve(listener, tower::make::Shared::new(svc))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    workers.stop();
     Ok(())
 }
 

@@ -4,19 +4,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::adapters::dynamodb::DynamoStore;
+use crate::adapters::http_sender::HttpSender;
 use crate::adapters::sqlite::SqliteStore;
+use crate::adapters::store_queue::StoreQueue;
 use crate::config::{Config, StoreConfig, TlsRoots};
 use crate::domain::cursor::CursorKey;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, IdSource, Store, SystemClock, UuidIds};
+use crate::ports::{JobQueue, WebhookSender};
 use crate::services::Deps;
 use crate::services::accounts::AccountService;
 use crate::services::attributes::AttributeService;
 use crate::services::ingest::IngestService;
+use crate::services::jobs::JobRunner;
 use crate::services::leads::LeadService;
 use crate::services::limits::LimitService;
 use crate::services::notes::NoteService;
 use crate::services::scoring::ScoringService;
+use crate::services::webhooks::WebhookService;
 
 /// The composed application: every service over one set of ports.
 #[derive(Clone)]
@@ -31,6 +36,13 @@ pub struct App {
     pub attributes: AttributeService,
     /// Scoring rules and rescoring.
     pub scoring: ScoringService,
+    /// Webhook subscriptions, dispatch and delivery.
+    pub webhooks: WebhookService,
+    /// The worker's side of the jobs queue.
+    pub jobs: JobRunner,
+    /// The jobs queue kept in the store, when jobs are not on SQS: the in-process worker of
+    /// `klozeo serve` claims from it.
+    pub store_queue: Option<StoreQueue>,
     /// Accounts and API keys.
     pub accounts: AccountService,
     /// Rate limits and idempotency keys.
@@ -47,11 +59,34 @@ impl App {
         Self::with_parts(store, Arc::new(SystemClock), Arc::new(UuidIds), config)
     }
 
-    /// Wires the services over explicit ports (tests substitute the clock).
+    /// Wires the services over explicit ports (tests substitute the clock), with the jobs
+    /// queue kept in the store.
     pub fn with_parts(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdSource>,
+        config: &Config,
+    ) -> Result<App> {
+        let queue = StoreQueue::new(store.clone(), clock.clone(), ids.clone());
+        let sender: Arc<dyn WebhookSender> =
+            Arc::new(HttpSender::new(config.webhooks.allow_private)?);
+        Self::compose(
+            store,
+            clock,
+            ids,
+            (Arc::new(queue.clone()), Some(queue)),
+            sender,
+            config,
+        )
+    }
+
+    /// Wires the services over every port.
+    pub fn compose(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        (queue, store_queue): (Arc<dyn JobQueue>, Option<StoreQueue>),
+        sender: Arc<dyn WebhookSender>,
         config: &Config,
     ) -> Result<App> {
         let deps = Deps {
@@ -60,12 +95,17 @@ impl App {
             ids,
             cursor_key: CursorKey::new(&config.signing_key)?,
         };
-        let scoring = ScoringService::new(deps.clone());
+        let scoring = ScoringService::new(deps.clone(), queue.clone(), config.jobs);
         let notes = NoteService::new(deps.clone());
         let ingest = IngestService::new(deps.clone(), scoring.clone(), notes.clone());
+        let webhooks =
+            WebhookService::new(deps.clone(), queue.clone(), sender, config.webhooks.clone());
         Ok(App {
             leads: LeadService::new(deps.clone()),
             attributes: AttributeService::new(deps.clone(), ingest.clone()),
+            jobs: JobRunner::new(webhooks.clone(), scoring.clone(), queue, config.jobs),
+            webhooks,
+            store_queue,
             ingest,
             notes,
             scoring,

@@ -54,6 +54,96 @@ fn parse_tls_roots(value: Option<&str>, default: TlsRoots) -> Result<TlsRoots> {
     }
 }
 
+/// How long rescoring and other jobs run before handing over (`KLOZEO_JOB_INLINE_SECS`,
+/// `KLOZEO_JOB_STEP_SECS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobsConfig {
+    /// How long a request that starts a job (a rule change) works on it before answering; the
+    /// rest is continued by the worker. Default 5 s, well inside API Gateway's 29 s.
+    pub inline_budget: std::time::Duration,
+    /// How long the worker works on a job per message before queueing a continuation.
+    /// Default 20 s, inside the worker function's timeout.
+    pub step_budget: std::time::Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            inline_budget: std::time::Duration::from_secs(5),
+            step_budget: std::time::Duration::from_secs(20),
+        }
+    }
+}
+
+/// Webhook delivery settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebhookConfig {
+    /// Delays between attempts (`KLOZEO_WEBHOOK_RETRY_SCHEDULE`).
+    pub retry: crate::domain::webhook::RetrySchedule,
+    /// Whether loopback, private and link-local targets may be called
+    /// (`KLOZEO_WEBHOOK_ALLOW_PRIVATE=1`, for local development and tests).
+    pub allow_private: bool,
+    /// Hosts that may be called over plain http (`KLOZEO_WEBHOOK_HTTP_HOSTS`, comma-separated).
+    pub http_hosts: Vec<String>,
+}
+
+fn secs_var(name: &str, default: std::time::Duration) -> Result<std::time::Duration> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(std::time::Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "configuration: {name}='{v}' is not a number of seconds"
+                ))
+            }),
+    }
+}
+
+/// The job settings from the environment.
+pub fn jobs_from_env() -> Result<JobsConfig> {
+    let d = JobsConfig::default();
+    Ok(JobsConfig {
+        inline_budget: secs_var("KLOZEO_JOB_INLINE_SECS", d.inline_budget)?,
+        step_budget: secs_var("KLOZEO_JOB_STEP_SECS", d.step_budget)?,
+    })
+}
+
+/// The webhook settings from the environment.
+pub fn webhooks_from_env() -> Result<WebhookConfig> {
+    let mut cfg = WebhookConfig {
+        retry: match var("KLOZEO_WEBHOOK_RETRY_SCHEDULE") {
+            Some(v) => crate::domain::webhook::RetrySchedule::parse(&v)?,
+            None => Default::default(),
+        },
+        allow_private: var("KLOZEO_WEBHOOK_ALLOW_PRIVATE").is_some_and(|v| {
+            matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
+        }),
+        http_hosts: var("KLOZEO_WEBHOOK_HTTP_HOSTS")
+            .map(|v| {
+                v.split(',')
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    // Local development calls receivers on this machine: with private targets allowed, plain
+    // http to loopback names is too.
+    if cfg.allow_private {
+        for h in ["localhost", "127.0.0.1", "[::1]"] {
+            if !cfg.http_hosts.iter().any(|x| x.eq_ignore_ascii_case(h)) {
+                cfg.http_hosts.push(h.to_string());
+            }
+        }
+    }
+    Ok(cfg)
+}
+
 /// Everything a process needs to compose the application.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -65,6 +155,14 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Plan definitions.
     pub plans: Plans,
+    /// Background job settings.
+    pub jobs: JobsConfig,
+    /// Webhook delivery settings.
+    pub webhooks: WebhookConfig,
+    /// The SQS queue of jobs (`KLOZEO_JOBS_QUEUE_URL`); without it jobs queue in the store.
+    pub jobs_queue_url: Option<String>,
+    /// The SQS dead-letter queue (`KLOZEO_JOBS_DLQ_URL`).
+    pub jobs_dlq_url: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -153,6 +251,10 @@ impl Config {
             signing_key: required("KLOZEO_SIGNING_KEY")?.into_bytes(),
             max_body_bytes: max_body_from_env()?,
             plans: plans_from_env()?,
+            jobs: jobs_from_env()?,
+            webhooks: webhooks_from_env()?,
+            jobs_queue_url: var("KLOZEO_JOBS_QUEUE_URL"),
+            jobs_dlq_url: var("KLOZEO_JOBS_DLQ_URL"),
         })
     }
 }

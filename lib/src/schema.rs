@@ -241,6 +241,65 @@ pub fn outbox_key(account_id: &str, event_id: &str) -> Key {
     Key::new(format!("O#{account_id}"), format!("E#{event_id}"))
 }
 
+/// Sort-key prefix of the events waiting for delivery in an account's outbox partition.
+pub const OUTBOX_EVENT_PREFIX: &str = "E#";
+/// Sort-key prefix of batch member records in an account's outbox partition.
+pub const OUTBOX_MEMBER_PREFIX: &str = "G#";
+
+/// Key of a member record of batch `group`: all members of a group share a key prefix, so
+/// folding them reads exactly that group.
+pub fn outbox_member_key(account_id: &str, group: &str, event_id: &str) -> Key {
+    Key::new(
+        format!("O#{account_id}"),
+        format!("{}{}", outbox_group_prefix(group), event_id),
+    )
+}
+
+/// The sort-key prefix of every member record of `group`.
+pub fn outbox_group_prefix(group: &str) -> String {
+    format!("{OUTBOX_MEMBER_PREFIX}{group}#")
+}
+
+/// The account id of an outbox partition key.
+pub fn account_of_outbox_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix("O#")
+}
+
+/// Sort-key prefix of webhooks in a tenant partition.
+pub const WEBHOOK_PREFIX: &str = "W#";
+
+/// Key of a webhook subscription.
+pub fn webhook_key(account_id: &str, webhook_id: &str) -> Key {
+    Key::new(
+        tenant_pk(account_id),
+        format!("{WEBHOOK_PREFIX}{webhook_id}"),
+    )
+}
+
+/// Partition of one webhook's delivery log (accounts table, expiring).
+pub fn delivery_pk(account_id: &str, webhook_id: &str) -> String {
+    format!("D#{account_id}#{webhook_id}")
+}
+
+/// Key of one delivery (its id is time-ordered, so the log reads newest first descending).
+pub fn delivery_key(account_id: &str, webhook_id: &str, delivery_id: &str) -> Key {
+    Key::new(delivery_pk(account_id, webhook_id), delivery_id.to_string())
+}
+
+/// How long a delivery stays in the log.
+pub const DELIVERY_RETENTION_SECS: i64 = 30 * 24 * 3600;
+
+/// Key of a job record.
+pub fn job_key(account_id: &str, job_id: &str) -> Key {
+    Key::new(format!("JOB#{account_id}"), job_id.to_string())
+}
+
+/// How long a finished job's record is kept.
+pub const JOB_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
+/// Partition of the embedded jobs queue (accounts table): sort key `<due ms>#<message id>`.
+pub const QUEUE_PK: &str = "QUEUE";
+
 /// How long a delivered-or-not event stays in the outbox before DynamoDB TTL removes it.
 pub const OUTBOX_RETENTION_SECS: i64 = 7 * 24 * 3600;
 

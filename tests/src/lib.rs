@@ -113,24 +113,67 @@ pub fn test_config() -> Config {
         signing_key: b"test-signing-key-0123456789".to_vec(),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         plans: test_plans(),
+        // Rule changes in the tests rescore inline to the end, so a test reads final scores
+        // right after the change (the job tests lower this).
+        jobs: klozeo_core::config::JobsConfig {
+            inline_budget: std::time::Duration::from_secs(600),
+            step_budget: std::time::Duration::from_secs(20),
+        },
+        webhooks: klozeo_core::config::WebhookConfig {
+            retry: klozeo_core::domain::webhook::RetrySchedule::parse("1,1,1").expect("schedule"),
+            allow_private: true,
+            http_hosts: vec!["127.0.0.1".into(), "localhost".into()],
+        },
+        jobs_queue_url: None,
+        jobs_dlq_url: None,
     }
 }
 
-/// A clock the test moves by hand (starts at the real time).
+/// A clock the test moves by hand (starts at the real time, then stands still), or that runs
+/// with real time from a point on ([`ManualClock::run_in_real_time`]).
 #[derive(Debug)]
-pub struct ManualClock(std::sync::atomic::AtomicI64);
+pub struct ManualClock {
+    ms: std::sync::atomic::AtomicI64,
+    running_since: std::sync::Mutex<Option<std::time::Instant>>,
+}
 
 impl ManualClock {
+    /// A standing clock at the real time.
+    pub fn new() -> ManualClock {
+        ManualClock {
+            ms: std::sync::atomic::AtomicI64::new(SystemClock.now_ms()),
+            running_since: std::sync::Mutex::new(None),
+        }
+    }
+
     /// Moves the clock forward.
     pub fn advance_secs(&self, secs: i64) {
-        self.0
+        self.ms
             .fetch_add(secs * 1000, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// From now on the clock runs with real time (background work waits on it).
+    pub fn run_in_real_time(&self) {
+        let mut g = self.running_since.lock().expect("clock lock");
+        if g.is_none() {
+            *g = Some(std::time::Instant::now());
+        }
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
+        let base = self.ms.load(std::sync::atomic::Ordering::SeqCst);
+        match *self.running_since.lock().expect("clock lock") {
+            Some(t) => base + t.elapsed().as_millis() as i64,
+            None => base,
+        }
     }
 }
 
@@ -162,14 +205,31 @@ impl TestServer {
         backend: Backend,
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
     ) -> TestServer {
-        let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
-            SystemClock.now_ms(),
-        )));
+        Self::start_custom(backend, wrap, |_| {}).await
+    }
+
+    /// Starts the full router with the test configuration changed by `tweak`.
+    pub async fn start_with_config(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        Self::start_custom(backend, |s| s, tweak).await
+    }
+
+    /// Starts the full router over a fresh store seen through `wrap`, with the test
+    /// configuration changed by `tweak`.
+    pub async fn start_custom(
+        backend: Backend,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let clock = Arc::new(ManualClock::new());
         let (store, dir) = fresh_store_with_clock(backend, clock.clone()).await;
         let store = wrap(store);
+        let mut config = test_config();
+        tweak(&mut config);
         let app = Arc::new(
-            App::with_parts(store, clock.clone(), Arc::new(UuidIds), &test_config())
-                .expect("compose app"),
+            App::with_parts(store, clock.clone(), Arc::new(UuidIds), &config).expect("compose app"),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -194,6 +254,12 @@ impl TestServer {
             _dir: dir,
             _shutdown: tx,
         }
+    }
+
+    /// Starts the background runtime of `klozeo serve` (webhook dispatch, the jobs worker)
+    /// for this server; it runs until the returned handle is dropped or stopped.
+    pub fn spawn_workers(&self) -> klozeo_core::edges::worker::Workers {
+        klozeo_core::edges::worker::spawn(self.app.clone())
     }
 
     /// Creates an account on `plan` and returns its raw API key.

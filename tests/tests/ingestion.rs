@@ -615,6 +615,14 @@ impl klozeo_core::ports::Store for FailIdemRecord {
     async fn query(&self, req: &QueryReq) -> klozeo_core::Result<klozeo_core::ports::Page> {
         self.0.query(req).await
     }
+    async fn scan(
+        &self,
+        table: Table,
+        start_after: Option<klozeo_core::ports::Key>,
+        limit: u32,
+    ) -> klozeo_core::Result<klozeo_core::ports::Page> {
+        self.0.scan(table, start_after, limit).await
+    }
     async fn transact(
         &self,
         ops: Vec<klozeo_core::ports::WriteOp>,

@@ -459,6 +459,52 @@ impl Store for DynamoStore {
         Ok(Page { items, last })
     }
 
+    async fn scan(
+        &self,
+        table: Table,
+        start_after: Option<Key>,
+        limit: u32,
+    ) -> Result<Page, Error> {
+        let now = self.now();
+        let mut items = Vec::new();
+        let mut start = start_after.as_ref().map(key_attrs);
+        loop {
+            let want = limit.saturating_sub(items.len() as u32).max(1);
+            let out = self
+                .client
+                .scan()
+                .table_name(self.name(table))
+                .set_exclusive_start_key(start)
+                .limit(want.min(i32::MAX as u32) as i32)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_err("Scan", e))?;
+            for m in out.items() {
+                let item = attrs_item(m)?;
+                if item.expires_at.is_none_or(|t| t > now) {
+                    items.push(item);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(m) => {
+                    let key = Key::new(
+                        get_s(m, PK_ATTR).unwrap_or_default(),
+                        get_s(m, SK_ATTR).unwrap_or_default(),
+                    );
+                    if items.len() as u32 >= limit {
+                        return Ok(Page {
+                            items,
+                            last: Some(Position { key, index: None }),
+                        });
+                    }
+                    start = Some(key_attrs(&key));
+                }
+                None => return Ok(Page { items, last: None }),
+            }
+        }
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let now = self.now();
         for (i, op) in ops.iter().enumerate() {

@@ -4,4 +4,6 @@
 //! AWS SDK types appear only inside `dynamodb` (and the composition root that builds its client).
 
 pub mod dynamodb;
+pub mod http_sender;
 pub mod sqlite;
+pub mod store_queue;

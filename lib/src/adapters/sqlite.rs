@@ -398,6 +398,49 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn scan(
+        &self,
+        table: Table,
+        start_after: Option<Key>,
+        limit: u32,
+    ) -> Result<Page, Error> {
+        Ok(self
+            .with_conn(move |c, now| {
+                let (pk, sk) = start_after.map_or((String::new(), String::new()), |k| (k.pk, k.sk));
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {ITEM_COLS} FROM items i WHERE i.tbl=?1 AND (i.pk, i.sk) > (?2, ?3)
+                         ORDER BY i.pk, i.sk LIMIT ?4"
+                    ))
+                    .map_err(db_err)?;
+                let rows = stmt
+                    .query_map(
+                        params![table_name(table), pk, sk, i64::from(limit)],
+                        row_to_item,
+                    )
+                    .map_err(db_err)?;
+                let mut items = Vec::new();
+                let mut last = None;
+                let mut read = 0u32;
+                for row in rows {
+                    let item = row.map_err(db_err)?;
+                    read += 1;
+                    last = Some(Position {
+                        key: item.key.clone(),
+                        index: None,
+                    });
+                    if live(item.expires_at, now) {
+                        items.push(item);
+                    }
+                }
+                Ok(Page {
+                    items,
+                    last: if read >= limit { last } else { None },
+                })
+            })
+            .await?)
+    }
+
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         self.with_conn(move |c, now| {
             let tx = c

@@ -101,6 +101,28 @@ id_type!(
     "Attribute not found"
 );
 
+id_type!(
+    /// A webhook: a UUID.
+    WebhookId,
+    "",
+    64,
+    "Webhook not found"
+);
+id_type!(
+    /// A delivery of a webhook: a time-ordered UUID.
+    DeliveryId,
+    "",
+    64,
+    "Delivery not found"
+);
+id_type!(
+    /// A background job: a UUID.
+    JobId,
+    "",
+    64,
+    "Job not found"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,3 +4,4 @@
 pub mod http;
 pub mod lambda;
 pub mod wire;
+pub mod worker;

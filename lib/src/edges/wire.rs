@@ -7,13 +7,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::dedup::MatchInfo;
+use crate::domain::event::EventKind;
+use crate::domain::job::{Job, JobKind, JobStatus};
 use crate::domain::lead::{Attribute, Lead};
 use crate::domain::lead::{AttributeSpec, LeadChanges, Status, TextField};
 use crate::domain::note::Note;
 use crate::domain::patch::Patch;
 use crate::domain::rule::ScoringRule;
+use crate::domain::webhook::{Delivery, DeliveryStatus, Webhook, iso8601};
 use crate::error::{Error, Result};
 use crate::services::ingest::{IdOutcome, PushKind, PushOutcome};
+use crate::services::webhooks::WebhookChanges;
 
 /// One attribute as sent inside a lead body (`id` is accepted and ignored).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -475,16 +479,199 @@ pub struct ScoreResponse {
 /// `POST /leads/score/batch` answer.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RescoreResponse {
-    /// Leads examined.
-    pub total: usize,
-    /// Leads whose score changed.
-    pub updated: usize,
+    /// Leads examined (so far, while the job runs on).
+    pub total: u64,
+    /// Leads whose score changed (so far).
+    pub updated: u64,
     /// A sentence saying the same.
     pub message: String,
+    /// The rescoring job (follow it at `GET /jobs/{id}`).
+    pub job_id: String,
+    /// `succeeded` when every lead was rescored before answering, `running` when the worker
+    /// finishes it.
+    pub status: JobStatus,
 }
 
 /// `GET /leads/{id}` answer and every lead inside lists.
 pub type LeadResponse = Lead;
+
+/// A scoring rule as answered by create and update, with the rescoring job it started.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RuleResponse {
+    /// The rule.
+    #[serde(flatten)]
+    pub rule: ScoringRule,
+    /// The rescoring job the change started (follow it at `GET /jobs/{id}`); absent if it
+    /// could not be started (the rule is saved either way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+/// `GET /jobs/{id}` answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JobResponse {
+    /// The job id.
+    pub id: String,
+    /// What it does.
+    pub kind: JobKind,
+    /// `running`, `succeeded` or `failed`.
+    pub status: JobStatus,
+    /// Items done.
+    pub processed: u64,
+    /// Items to do, as known when it started.
+    pub total: u64,
+    /// Items whose value changed (for rescoring: scores).
+    pub changed: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, when done.
+    pub finished_at: Option<i64>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<Job> for JobResponse {
+    fn from(j: Job) -> Self {
+        JobResponse {
+            id: j.id,
+            kind: j.kind,
+            status: j.status,
+            processed: j.processed,
+            total: j.total,
+            changed: j.changed,
+            created_at: j.created_at,
+            finished_at: j.finished_at,
+            error: j.error,
+        }
+    }
+}
+
+/// `POST /webhooks` and `PUT|PATCH /webhooks/{id}` body (absent fields unchanged).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct WebhookInput {
+    /// Where deliveries are POSTed: https (http only for hosts the operator allows).
+    #[serde(default)]
+    pub url: Patch<String>,
+    /// Events to receive; absent, null or empty means every event.
+    #[serde(default)]
+    pub events: Patch<Vec<String>>,
+    /// Signing secret for `X-Klozeo-Signature` and `webhook-signature`; null removes it.
+    #[serde(default)]
+    pub secret: Patch<String>,
+    /// Whether deliveries are made (default true).
+    #[serde(default)]
+    pub active: Patch<bool>,
+}
+
+impl WebhookInput {
+    /// Validates the body into webhook changes.
+    pub fn into_changes(self) -> Result<WebhookChanges> {
+        Ok(WebhookChanges {
+            url: match self.url {
+                Patch::Value(u) => Some(u.trim().to_string()),
+                Patch::Missing => None,
+                Patch::Null => return Err(Error::invalid("url cannot be null")),
+            },
+            events: match self.events {
+                Patch::Value(e) => Some(Some(e)),
+                Patch::Null => Some(None),
+                Patch::Missing => None,
+            },
+            secret: match self.secret {
+                Patch::Value(s) => Some(Some(s)),
+                Patch::Null => Some(None),
+                Patch::Missing => None,
+            },
+            active: match self.active {
+                Patch::Value(a) => Some(a),
+                Patch::Null => return Err(Error::invalid("active cannot be null")),
+                Patch::Missing => None,
+            },
+        })
+    }
+}
+
+/// A webhook as the API shows it (wire-contract §4.8): never its secret, and `created_at` as
+/// an ISO-8601 string, unlike every other timestamp.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct WebhookResponse {
+    /// A UUID.
+    pub id: String,
+    /// The target.
+    pub url: String,
+    /// Subscribed events.
+    pub events: Vec<EventKind>,
+    /// Whether deliveries are made.
+    pub active: bool,
+    /// ISO-8601 UTC, e.g. `2023-12-25T16:00:00Z`.
+    pub created_at: String,
+    /// Whether deliveries are signed.
+    pub has_secret: bool,
+}
+
+impl From<Webhook> for WebhookResponse {
+    fn from(w: Webhook) -> Self {
+        WebhookResponse {
+            id: w.id,
+            url: w.url,
+            events: w.events,
+            active: w.active,
+            created_at: iso8601(w.created_at),
+            has_secret: w.secret.is_some(),
+        }
+    }
+}
+
+/// `GET /webhooks` answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct WebhooksResponse {
+    /// The account's webhooks.
+    pub webhooks: Vec<WebhookResponse>,
+}
+
+/// One delivery in the delivery log.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DeliveryResponse {
+    /// The delivery id (also the `webhook-id` header of every attempt).
+    pub id: String,
+    /// The event name.
+    pub event: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Status code of the last answer.
+    pub last_status_code: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Unix seconds of the next attempt, while pending.
+    pub next_attempt_at: Option<i64>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl From<Delivery> for DeliveryResponse {
+    fn from(d: Delivery) -> Self {
+        DeliveryResponse {
+            id: d.id,
+            event: d.event,
+            status: d.status,
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            next_attempt_at: d.next_attempt_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// `GET /webhooks/{id}/deliveries` answer, newest first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DeliveriesResponse {
+    /// The most recent deliveries.
+    pub deliveries: Vec<DeliveryResponse>,
+}
 
 /// Converts one JSON value (a batch item) into a type, naming the offending field.
 pub fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {

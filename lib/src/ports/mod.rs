@@ -3,9 +3,13 @@
 //! Nothing here names a backend; the adapters implement these traits for SQLite and DynamoDB.
 
 mod clock;
+mod queue;
 mod store;
+mod webhook_sender;
 
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
+pub use queue::{JobQueue, OutMessage};
 pub use store::{
     Cond, IndexKey, Item, Key, Page, Position, QueryReq, SkCond, Store, StoreError, Table, WriteOp,
 };
+pub use webhook_sender::{Attempt, Outgoing, WebhookSender};

@@ -231,4 +231,9 @@ pub trait Store: Send + Sync {
     async fn query(&self, req: &QueryReq) -> Result<Page, Error>;
     /// Applies every write atomically, or none when a condition fails.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    /// Reads up to `limit` items of a whole table after `start_after`, in an order that is
+    /// stable for resuming (every item once). For background sweeps of small tables (the
+    /// outbox under `klozeo serve`), never on a request path.
+    async fn scan(&self, table: Table, start_after: Option<Key>, limit: u32)
+    -> Result<Page, Error>;
 }

@@ -24,7 +24,10 @@ impl AttributeService {
 
     /// A lead's attributes.
     pub async fn list_attributes(&self, t: &Tenant, lead_id: &LeadId) -> Result<Vec<Attribute>> {
-        Ok(load_lead(&self.deps, t, lead_id).await?.0.attributes)
+        Ok(load_lead(&self.deps, &t.account_id, lead_id)
+            .await?
+            .0
+            .attributes)
     }
 
     /// Creates an attribute, or replaces the value of the one with that name. Returns the
@@ -35,7 +38,7 @@ impl AttributeService {
         lead_id: &LeadId,
         spec: AttributeSpec,
     ) -> Result<(Attribute, bool)> {
-        let existed = load_lead(&self.deps, t, lead_id)
+        let existed = load_lead(&self.deps, &t.account_id, lead_id)
             .await?
             .0
             .attributes
@@ -56,7 +59,7 @@ impl AttributeService {
     }
 
     async fn find(&self, t: &Tenant, lead_id: &LeadId, attr_id: &AttributeId) -> Result<Attribute> {
-        load_lead(&self.deps, t, lead_id)
+        load_lead(&self.deps, &t.account_id, lead_id)
             .await?
             .0
             .attributes

@@ -1,12 +1,19 @@
-//! Outbox records: every change writes its event in the same transaction as the change, and a
-//! batch's member records are folded into one grouped event when the batch finishes.
+//! Outbox records: every change writes its event in the same transaction as the change. The
+//! items of a batch (or of a rescoring run) write member records under their group's key
+//! prefix, which are folded into grouped events when the batch finishes, or by the dispatcher
+//! if the batch died before it could.
 
-use crate::domain::account::Tenant;
+use std::collections::BTreeMap;
+
 use crate::domain::event::{EventKind, OutboxEvent};
 use crate::error::Result;
 use crate::ports::{Cond, Item, Key, QueryReq, SkCond, Table, WriteOp};
 use crate::schema;
 use crate::services::{Deps, from_body, to_body};
+
+/// Most leads listed in one grouped event: a larger group (a rescoring run that changed many
+/// scores) is sent as several events of this size, since one stored event must fit an item.
+pub const MAX_GROUP_EVENT_LEADS: usize = 1000;
 
 /// Whether a write records its own event or a member of a batch's grouped event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,18 +24,8 @@ pub enum EventMode<'a> {
     Member(&'a str),
 }
 
-impl EventMode<'_> {
-    /// The group id, for member records.
-    pub fn group(&self) -> Option<&str> {
-        match self {
-            EventMode::Single => None,
-            EventMode::Member(g) => Some(g),
-        }
-    }
-}
-
 /// The outbox write that records `kind` with `data` for the tenant, in the same transaction
-/// as the change it describes; `group` marks a member of a batch's grouped event.
+/// as the change it describes; `group` makes it a member record of that batch.
 pub fn event_op(
     deps: &Deps,
     account_id: &str,
@@ -46,7 +43,11 @@ pub fn event_op(
         data,
         group: group.map(str::to_string),
     };
-    let mut item = Item::new(schema::outbox_key(account_id, &id), to_body(&ev)?);
+    let key = match group {
+        None => schema::outbox_key(account_id, &id),
+        Some(g) => schema::outbox_member_key(account_id, g, &id),
+    };
+    let mut item = Item::new(key, to_body(&ev)?);
     item.expires_at = Some(ev.timestamp + schema::OUTBOX_RETENTION_SECS);
     Ok(WriteOp::Put {
         table: Table::Outbox,
@@ -75,44 +76,82 @@ pub fn new_group(deps: &Deps) -> String {
     deps.ids.random().to_string()
 }
 
-/// Folds a finished batch's member records into one grouped event with `data` (which carries
-/// `count`). The member records were written atomically with each item, so nothing is lost if
-/// this step does not run; it only turns N notifications into one.
-pub async fn finish_group(
+/// The grouped payload of `kind` for its members' data: `{leads: [{id, score}], count}` for
+/// `leads.scored`, `{ids, count}` for the batch events.
+fn grouped_payload(kind: EventKind, members: Vec<serde_json::Value>) -> serde_json::Value {
+    let count = members.len();
+    if kind == EventKind::LeadsScored {
+        serde_json::json!({ "leads": members, "count": count })
+    } else {
+        let ids: Vec<serde_json::Value> = members.into_iter().map(|d| d["id"].clone()).collect();
+        serde_json::json!({ "ids": ids, "count": count })
+    }
+}
+
+/// Folds the member records of `group` into grouped events, one per member kind (and per
+/// [`MAX_GROUP_EVENT_LEADS`] members), deleting the members in the same transactions.
+/// With `always`, an event of that kind is recorded even when the group has no member (a
+/// rescoring run that changed nothing still reports `leads.scored` with `count: 0`).
+///
+/// Members are found by the group's key prefix, never by scanning recent events. Each
+/// grouped event is written atomically with the deletion of the members it reports, so a
+/// crash part-way leaves only unreported members, which a later fold reports.
+pub async fn fold_group(
     deps: &Deps,
-    t: &Tenant,
+    account_id: &str,
     group: &str,
-    kind: EventKind,
-    data: serde_json::Value,
+    always: Option<EventKind>,
 ) -> Result<()> {
-    let expected = data["count"].as_u64().unwrap_or(0) as u32;
-    let page = deps
-        .store
-        .query(&QueryReq {
-            table: Table::Outbox,
-            index: None,
-            pk: schema::outbox_key(&t.account_id, "").pk,
-            sk: SkCond::BeginsWith("E#".into()),
-            start_after: None,
-            descending: true,
-            limit: (expected * 2 + 50).min(2000),
-        })
-        .await?;
-    let members: Vec<Key> = page
-        .items
-        .iter()
-        .filter(|i| {
-            from_body::<OutboxEvent>(&i.body).is_ok_and(|e| e.group.as_deref() == Some(group))
-        })
-        .map(|i| i.key.clone())
-        .collect();
+    let mut emitted = false;
+    loop {
+        let page = deps
+            .store
+            .query(&QueryReq {
+                table: Table::Outbox,
+                index: None,
+                pk: schema::outbox_key(account_id, "").pk,
+                sk: SkCond::BeginsWith(schema::outbox_group_prefix(group)),
+                start_after: None,
+                descending: false,
+                limit: MAX_GROUP_EVENT_LEADS as u32,
+            })
+            .await?;
+        if page.items.is_empty() {
+            break;
+        }
+        let mut by_kind: BTreeMap<EventKind, (Vec<serde_json::Value>, Vec<Key>)> = BTreeMap::new();
+        for item in page.items {
+            let ev: OutboxEvent = from_body(&item.body)?;
+            let e = by_kind.entry(ev.event).or_default();
+            e.0.push(ev.data);
+            e.1.push(item.key);
+        }
+        for (kind, (members, keys)) in by_kind {
+            write_grouped(deps, account_id, kind, members, &keys).await?;
+            emitted = true;
+        }
+    }
+    if let (false, Some(kind)) = (emitted, always) {
+        write_grouped(deps, account_id, kind, Vec::new(), &[]).await?;
+    }
+    Ok(())
+}
+
+async fn write_grouped(
+    deps: &Deps,
+    account_id: &str,
+    kind: EventKind,
+    members: Vec<serde_json::Value>,
+    keys: &[Key],
+) -> Result<()> {
     let delete = |k: &Key| WriteOp::Delete {
         table: Table::Outbox,
         key: k.clone(),
         cond: Cond::Always,
     };
-    let mut first = vec![event_op(deps, &t.account_id, kind, data, None)?];
-    let mut chunks = members.chunks(90);
+    let grouped = event_op(deps, account_id, kind, grouped_payload(kind, members), None)?;
+    let mut chunks = keys.chunks(90);
+    let mut first = vec![grouped];
     if let Some(c) = chunks.next() {
         first.extend(c.iter().map(delete));
     }
@@ -121,25 +160,4 @@ pub async fn finish_group(
         deps.store.transact(c.iter().map(delete).collect()).await?;
     }
     Ok(())
-}
-
-/// [`finish_group`] for a batch's `{ids, count}` event; nothing when no item succeeded.
-pub async fn finish_id_group(
-    deps: &Deps,
-    t: &Tenant,
-    group: &str,
-    kind: EventKind,
-    ids: &[String],
-) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    finish_group(
-        deps,
-        t,
-        group,
-        kind,
-        serde_json::json!({ "ids": ids, "count": ids.len() }),
-    )
-    .await
 }

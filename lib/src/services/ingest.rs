@@ -478,7 +478,7 @@ impl IngestService {
             Check::LeadAbsent,
             WriteOp::Put {
                 table: Table::Leads,
-                item: lead_item(t, &lead, 1)?,
+                item: lead_item(&t.account_id, &lead, 1)?,
                 cond: Cond::NotExists,
             },
         )
@@ -543,7 +543,7 @@ impl IngestService {
         changes: &LeadChanges,
         mode: EventMode<'_>,
     ) -> Result<Lead> {
-        let (mut lead, version) = load_lead(&self.deps, t, id).await?;
+        let (mut lead, version) = load_lead(&self.deps, &t.account_id, id).await?;
         let old = lead.clone();
         let changed = lead.apply(changes, &mut self.new_attr_id())?;
         let now = self.deps.clock.now_secs();
@@ -558,7 +558,7 @@ impl IngestService {
             Check::LeadVersion,
             WriteOp::Put {
                 table: Table::Leads,
-                item: lead_item(t, &lead, version + 1)?,
+                item: lead_item(&t.account_id, &lead, version + 1)?,
                 cond: Cond::Version(version),
             },
         );
@@ -573,6 +573,19 @@ impl IngestService {
                     &lead,
                 )?,
             );
+            // A single lead whose score moved also reports it on its own.
+            if mode == EventMode::Single && (lead.score - old.score).abs() >= 1e-9 {
+                tx.push(
+                    Check::EventAbsent,
+                    events::event_op(
+                        &self.deps,
+                        &t.account_id,
+                        EventKind::LeadScored,
+                        serde_json::json!({ "id": lead.id, "score": lead.score }),
+                        None,
+                    )?,
+                );
+            }
             self.marker_ops(&t.account_id, &lead.id, Some(&old), Some(&lead), &mut tx)
                 .await?;
         }
@@ -590,7 +603,7 @@ impl IngestService {
     /// [`IngestService::delete`] with an explicit event mode.
     pub async fn delete_with(&self, t: &Tenant, id: &LeadId, mode: EventMode<'_>) -> Result<()> {
         for attempt in 0..WRITE_ATTEMPTS {
-            let (lead, version) = load_lead(&self.deps, t, id).await?;
+            let (lead, version) = load_lead(&self.deps, &t.account_id, id).await?;
             let mut tx = Txn::new();
             tx.push(
                 Check::LeadVersion,
@@ -642,28 +655,46 @@ impl IngestService {
     ) -> Result<Vec<Result<PushOutcome>>> {
         check_batch_size(t, items.len(), "leads")?;
         let group = events::new_group(&self.deps);
-        let mut out = Vec::with_capacity(items.len());
-        let (mut new_ids, mut merged_ids) = (Vec::new(), Vec::new());
+        let mut out: Vec<Result<PushOutcome>> = Vec::with_capacity(items.len());
         for item in items {
             let r = match item {
                 Ok(changes) => self.push(t, &changes, EventMode::Member(&group)).await,
                 Err(e) => Err(e),
             };
-            match &r {
-                Ok(o) => match o.kind {
-                    PushKind::Merged { .. } => merged_ids.push(o.lead.id.clone()),
-                    PushKind::Created { .. } => new_ids.push(o.lead.id.clone()),
-                },
-                Err(e) if is_store_failure(e) && new_ids.is_empty() && merged_ids.is_empty() => {
-                    return Err(e.clone());
-                }
-                Err(_) => {}
+            if let Err(e) = &r
+                && is_store_failure(e)
+                && !out.iter().any(Result::is_ok)
+            {
+                return Err(e.clone());
             }
             out.push(r);
         }
-        events::finish_id_group(&self.deps, t, &group, EventKind::LeadsCreated, &new_ids).await?;
-        events::finish_id_group(&self.deps, t, &group, EventKind::LeadsUpdated, &merged_ids)
-            .await?;
+        events::fold_group(&self.deps, &t.account_id, &group, None).await?;
+        Ok(out)
+    }
+
+    /// Runs `op` on each id in order within one batch group, then folds the group's events.
+    async fn for_each_id<F, Fut>(
+        &self,
+        t: &Tenant,
+        ids: Vec<String>,
+        op: F,
+    ) -> Result<Vec<IdOutcome>>
+    where
+        F: Fn(LeadId, String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        check_batch_size(t, ids.len(), "ids")?;
+        let group = events::new_group(&self.deps);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let result = match LeadId::parse(&id) {
+                Ok(lid) => op(lid, group.clone()).await,
+                Err(e) => Err(e),
+            };
+            out.push(IdOutcome { id, result });
+        }
+        events::fold_group(&self.deps, &t.account_id, &group, None).await?;
         Ok(out)
     }
 
@@ -674,43 +705,19 @@ impl IngestService {
         ids: Vec<String>,
         changes: &LeadChanges,
     ) -> Result<Vec<IdOutcome>> {
-        check_batch_size(t, ids.len(), "ids")?;
-        let group = events::new_group(&self.deps);
-        let mode = EventMode::Member(&group);
-        let mut out = Vec::with_capacity(ids.len());
-        let mut ok_ids = Vec::new();
-        for id in ids {
-            let result = match LeadId::parse(&id) {
-                Ok(lid) => self.update_with(t, &lid, changes, mode).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if result.is_ok() {
-                ok_ids.push(id.clone());
-            }
-            out.push(IdOutcome { id, result });
-        }
-        events::finish_id_group(&self.deps, t, &group, EventKind::LeadsUpdated, &ok_ids).await?;
-        Ok(out)
+        self.for_each_id(t, ids, |id, group| async move {
+            self.update_with(t, &id, changes, EventMode::Member(&group))
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 
     /// Deletes each id in order; one `leads.deleted` event.
     pub async fn batch_delete(&self, t: &Tenant, ids: Vec<String>) -> Result<Vec<IdOutcome>> {
-        check_batch_size(t, ids.len(), "ids")?;
-        let group = events::new_group(&self.deps);
-        let mode = EventMode::Member(&group);
-        let mut out = Vec::with_capacity(ids.len());
-        let mut ok_ids = Vec::new();
-        for id in ids {
-            let result = match LeadId::parse(&id) {
-                Ok(lid) => self.delete_with(t, &lid, mode).await,
-                Err(e) => Err(e),
-            };
-            if result.is_ok() {
-                ok_ids.push(id.clone());
-            }
-            out.push(IdOutcome { id, result });
-        }
-        events::finish_id_group(&self.deps, t, &group, EventKind::LeadsDeleted, &ok_ids).await?;
-        Ok(out)
+        self.for_each_id(t, ids, |id, group| async move {
+            self.delete_with(t, &id, EventMode::Member(&group)).await
+        })
+        .await
     }
 }

@@ -51,18 +51,18 @@ pub struct ListPage {
 }
 
 /// The stored item of `lead` at `version`, with its index entries.
-pub(crate) fn lead_item(t: &Tenant, lead: &Lead, version: u64) -> Result<Item> {
-    let mut item = Item::new(schema::lead_key(&t.account_id, &lead.id), to_body(lead)?);
+pub(crate) fn lead_item(account_id: &str, lead: &Lead, version: u64) -> Result<Item> {
+    let mut item = Item::new(schema::lead_key(account_id, &lead.id), to_body(lead)?);
     item.version = version;
-    item.index_keys = schema::lead_index_keys(&t.account_id, lead);
+    item.index_keys = schema::lead_index_keys(account_id, lead);
     Ok(item)
 }
 
 /// Reads one lead of the tenant with its version.
-pub(crate) async fn load_lead(deps: &Deps, t: &Tenant, id: &LeadId) -> Result<(Lead, u64)> {
+pub(crate) async fn load_lead(deps: &Deps, account_id: &str, id: &LeadId) -> Result<(Lead, u64)> {
     let item = deps
         .store
-        .get(Table::Leads, &schema::lead_key(&t.account_id, id))
+        .get(Table::Leads, &schema::lead_key(account_id, id))
         .await?
         .ok_or_else(Error::lead_not_found)?;
     Ok((from_body(&item.body)?, item.version))
@@ -76,7 +76,7 @@ impl LeadService {
 
     /// Reads one lead of the tenant.
     pub async fn get(&self, t: &Tenant, id: &LeadId) -> Result<Lead> {
-        Ok(load_lead(&self.deps, t, id).await?.0)
+        Ok(load_lead(&self.deps, &t.account_id, id).await?.0)
     }
 
     /// Lists the tenant's leads matching the filters in the requested order, one page at a

@@ -4,19 +4,22 @@
 //!
 //! Dependencies between services run one way (no cycles):
 //! `leads` (read and query) ← `notes` ← `ingest` (push, dedup, batches) → `scoring` (rules,
-//! rescoring) → `leads`; `attributes` → `ingest`; `events` (outbox records and batch groups)
-//! and `txn` (named transaction conditions) are used by all of them.
+//! rescoring) → `leads`; `attributes` → `ingest`; `webhooks` (subscriptions, dispatch,
+//! delivery) → `scoring`; `jobs` (the worker's messages) → `webhooks`, `scoring`; `events`
+//! (outbox records and batch groups) and `txn` (named transaction conditions) are used by all.
 
 pub mod accounts;
 pub mod attributes;
 pub mod events;
 pub mod ingest;
+pub mod jobs;
 pub mod leads;
 pub mod limits;
 pub mod notes;
 pub mod plan;
 pub mod scoring;
 pub mod txn;
+pub mod webhooks;
 
 use std::sync::Arc;
 

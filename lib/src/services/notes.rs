@@ -32,7 +32,7 @@ impl NoteService {
     /// Adds a note to a lead.
     pub async fn create_note(&self, t: &Tenant, lead_id: &LeadId, content: &str) -> Result<Note> {
         let content = validate_content(content)?;
-        load_lead(&self.deps, t, lead_id).await?;
+        load_lead(&self.deps, &t.account_id, lead_id).await?;
         let now_ms = self.deps.clock.now_ms();
         let note = Note {
             id: format!("note_{}", self.deps.ids.time_ordered(now_ms)),
@@ -86,7 +86,7 @@ impl NoteService {
 
     /// A lead's notes, newest first.
     pub async fn list_notes(&self, t: &Tenant, lead_id: &LeadId) -> Result<Vec<Note>> {
-        load_lead(&self.deps, t, lead_id).await?;
+        load_lead(&self.deps, &t.account_id, lead_id).await?;
         let items = self.note_items(t, lead_id, true).await?;
         items.iter().map(|i| from_body::<Note>(&i.body)).collect()
     }

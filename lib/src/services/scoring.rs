@@ -1,23 +1,33 @@
 //! Scoring rules and rescoring: rule CRUD, keeping every lead's stored score current when the
 //! rules change, rescoring on request, and explaining a score rule by rule.
 
+use std::sync::Arc;
+
+use crate::config::JobsConfig;
 use crate::domain::account::Tenant;
 use crate::domain::event::EventKind;
 use crate::domain::ids::{LeadId, RuleId};
+use crate::domain::job::{Job, JobKind, JobMessage, JobStatus};
 use crate::domain::lead::Lead;
 use crate::domain::rule::{MAX_RULE_NAME, MAX_RULES, ScoringRule};
 use crate::domain::scoring::{self, Expr};
 use crate::error::{Error, Result};
-use crate::ports::{Cond, Item, QueryReq, SkCond, Table, WriteOp};
+use crate::ports::{
+    Cond, Item, JobQueue, Key, OutMessage, Position, QueryReq, SkCond, Table, WriteOp,
+};
 use crate::schema;
 use crate::services::events::{self, EventMode};
 use crate::services::leads::{lead_item, load_lead};
 use crate::services::txn::{Check, Txn, TxnError};
 use crate::services::{Deps, from_body, to_body};
 
-/// Accounts with at most this many leads are rescored inside the request that changed a rule;
-/// larger ones are rescored in the background.
-pub const INLINE_RESCORE_LIMIT: i64 = 2000;
+/// Leads read and rescored per page of a rescoring job.
+const RESCORE_PAGE: u32 = 200;
+
+/// The group of a rescoring job's `leads.scored` member records.
+pub fn job_group(job_id: &str) -> String {
+    format!("job-{job_id}")
+}
 
 /// A compiled rule.
 pub struct CompiledRule {
@@ -70,15 +80,6 @@ pub struct RuleContribution {
     pub contribution: f64,
 }
 
-/// What a rescoring run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RescoreSummary {
-    /// Leads examined.
-    pub total: usize,
-    /// Leads whose stored score changed.
-    pub updated: usize,
-}
-
 fn check_rule(name: &str, expression: &str, weight: f64) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::invalid("name is required"));
@@ -104,23 +105,29 @@ pub fn score_of(rules: &[CompiledRule], lead: &Lead) -> f64 {
 #[derive(Clone)]
 pub struct ScoringService {
     deps: Deps,
+    queue: Arc<dyn JobQueue>,
+    jobs: JobsConfig,
 }
 
 impl ScoringService {
-    /// Builds the service.
-    pub fn new(deps: Deps) -> Self {
-        ScoringService { deps }
+    /// Builds the service; rescoring jobs are continued through `queue`.
+    pub fn new(deps: Deps, queue: Arc<dyn JobQueue>, jobs: JobsConfig) -> Self {
+        ScoringService { deps, queue, jobs }
     }
 
     /// The account's rules, highest priority first (then oldest first).
     pub async fn list_rules(&self, t: &Tenant) -> Result<Vec<ScoringRule>> {
+        self.list_rules_of(&t.account_id).await
+    }
+
+    async fn list_rules_of(&self, account_id: &str) -> Result<Vec<ScoringRule>> {
         let page = self
             .deps
             .store
             .query(&QueryReq {
                 table: Table::Leads,
                 index: None,
-                pk: schema::tenant_pk(&t.account_id),
+                pk: schema::tenant_pk(account_id),
                 sk: SkCond::BeginsWith(schema::RULE_PREFIX.into()),
                 start_after: None,
                 descending: false,
@@ -144,8 +151,12 @@ impl ScoringService {
     /// The account's rules, compiled. Stored rules were validated when written; one that no
     /// longer parses (after a language change) is skipped rather than failing every write.
     pub async fn compiled_rules(&self, t: &Tenant) -> Result<Vec<CompiledRule>> {
+        self.compiled_rules_of(&t.account_id).await
+    }
+
+    async fn compiled_rules_of(&self, account_id: &str) -> Result<Vec<CompiledRule>> {
         Ok(self
-            .list_rules(t)
+            .list_rules_of(account_id)
             .await?
             .into_iter()
             .filter_map(|rule| {
@@ -171,8 +182,12 @@ impl ScoringService {
         Ok(self.load_rule(t, id).await?.0)
     }
 
-    /// Creates a rule and rescores the account's leads.
-    pub async fn create_rule(&self, t: &Tenant, c: RuleChanges) -> Result<ScoringRule> {
+    /// Creates a rule and rescores the account's leads (the job, when it could be started).
+    pub async fn create_rule(
+        &self,
+        t: &Tenant,
+        c: RuleChanges,
+    ) -> Result<(ScoringRule, Option<Job>)> {
         let name = c.name.unwrap_or_default();
         let expression = c
             .expression
@@ -206,17 +221,16 @@ impl ScoringService {
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("a rule with this id already exists; please retry"))?;
-        self.rescore_after_rule_change(t).await?;
-        Ok(rule)
+        Ok((rule, self.rescore_after_rule_change(t).await))
     }
 
-    /// Changes a rule and rescores the account's leads.
+    /// Changes a rule and rescores the account's leads (the job, when it could be started).
     pub async fn update_rule(
         &self,
         t: &Tenant,
         id: &RuleId,
         c: RuleChanges,
-    ) -> Result<ScoringRule> {
+    ) -> Result<(ScoringRule, Option<Job>)> {
         let (mut rule, version) = self.load_rule(t, id).await?;
         if let Some(n) = c.name {
             rule.name = n.trim().to_string();
@@ -246,12 +260,11 @@ impl ScoringService {
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("the rule changed concurrently; please retry"))?;
-        self.rescore_after_rule_change(t).await?;
-        Ok(rule)
+        Ok((rule, self.rescore_after_rule_change(t).await))
     }
 
-    /// Deletes a rule and rescores the account's leads.
-    pub async fn delete_rule(&self, t: &Tenant, id: &RuleId) -> Result<()> {
+    /// Deletes a rule and rescores the account's leads (the job, when it could be started).
+    pub async fn delete_rule(&self, t: &Tenant, id: &RuleId) -> Result<Option<Job>> {
         let mut tx = Txn::new();
         tx.push(
             Check::RuleExists,
@@ -266,122 +279,283 @@ impl ScoringService {
             Err(TxnError::Failed(_)) => return Err(RuleId::not_found()),
             Err(TxnError::Store(e)) => return Err(e),
         }
-        self.rescore_after_rule_change(t).await
+        Ok(self.rescore_after_rule_change(t).await)
     }
 
-    async fn rescore_after_rule_change(&self, t: &Tenant) -> Result<()> {
-        let count = self
+    /// Starts the rescoring job that follows a rule change (or `POST /leads/score/batch`) and
+    /// runs it inline for up to the inline budget. A continuation is queued before any work,
+    /// so the job finishes even if this process stops; what is not done inline is continued
+    /// by the worker from the job's cursor.
+    pub async fn start_rescore(&self, t: &Tenant) -> Result<Job> {
+        let now = self.deps.clock.now_secs();
+        let total = self
             .deps
             .store
             .get(Table::Accounts, &schema::lead_counter_key(&t.account_id))
             .await?
-            .map_or(0, |i| i.counter);
-        if count <= INLINE_RESCORE_LIMIT {
-            self.rescore_all(t).await?;
-            return Ok(());
-        }
-        let this = self.clone();
-        let tenant = t.clone();
-        tokio::spawn(async move {
-            if let Err(e) = this.rescore_all(&tenant).await {
-                tracing::error!(error = %e, account = %tenant.account_id, "background rescore failed");
-            }
-        });
-        Ok(())
+            .map_or(0, |i| i.counter.max(0) as u64);
+        let job = Job {
+            id: self.deps.ids.random().to_string(),
+            kind: JobKind::Rescore,
+            status: JobStatus::Running,
+            processed: 0,
+            total,
+            changed: 0,
+            created_at: now,
+            finished_at: None,
+            cursor: None,
+            error: None,
+            steps: 0,
+        };
+        let mut item = Item::new(schema::job_key(&t.account_id, &job.id), to_body(&job)?);
+        item.expires_at = Some(now + schema::JOB_RETENTION_SECS);
+        self.deps
+            .store
+            .transact(vec![WriteOp::Put {
+                table: Table::Accounts,
+                item,
+                cond: Cond::NotExists,
+            }])
+            .await?;
+        let cont = JobMessage::Continue {
+            account_id: t.account_id.clone(),
+            job_id: job.id.clone(),
+        };
+        let backstop =
+            (self.jobs.inline_budget.as_secs() as u32 + 30).min(self.queue.max_delay_secs());
+        self.queue
+            .send(vec![OutMessage {
+                body: cont.to_body(),
+                delay_secs: backstop,
+            }])
+            .await?;
+        Ok(job)
     }
 
-    /// Rescores every lead of the account. Changed scores are written with their
-    /// `leads.scored` member events and folded into one grouped event.
-    pub async fn rescore_all(&self, t: &Tenant) -> Result<RescoreSummary> {
-        let rules = self.compiled_rules(t).await?;
-        let set = scoring::RuleSet::new(rules.iter().map(|r| (&r.expr, r.rule.weight)));
-        let mut stored = scoring::StoredLeads::new(&set);
-        let group = events::new_group(&self.deps);
-        let mode = EventMode::Member(&group);
-        let mut start = None;
-        let mut total = 0usize;
-        let mut changed: Vec<serde_json::Value> = Vec::new();
+    /// Runs a started rescoring job inline within the inline budget and says where it stands.
+    /// Never fails: what does not finish here (or fails) is continued by the worker.
+    pub async fn run_inline(&self, account_id: &str, job: Job) -> Job {
+        let id = job.id.clone();
+        match self
+            .run_step(account_id, &id, self.jobs.inline_budget)
+            .await
+        {
+            Ok(Some(j)) if j.status == JobStatus::Running => {
+                // Not done: let the worker continue now rather than at the backstop.
+                let cont = JobMessage::Continue {
+                    account_id: account_id.to_string(),
+                    job_id: id,
+                };
+                if let Err(e) = self
+                    .queue
+                    .send(vec![OutMessage {
+                        body: cont.to_body(),
+                        delay_secs: 0,
+                    }])
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not queue a rescoring continuation; the backstop will run it");
+                }
+                j
+            }
+            Ok(Some(j)) => j,
+            Ok(None) => job,
+            Err(e) => {
+                tracing::warn!(error = %e, job = %id, "inline rescoring stopped; the worker continues it");
+                job
+            }
+        }
+    }
+
+    /// The rescoring that follows a saved rule change: never an error, since the rule is saved
+    /// and the job (if it could be started) finishes in the background.
+    async fn rescore_after_rule_change(&self, t: &Tenant) -> Option<Job> {
+        match self.start_rescore(t).await {
+            Ok(job) => Some(self.run_inline(&t.account_id, job).await),
+            Err(e) => {
+                tracing::error!(error = %e, account = %t.account_id, "could not start rescoring after a rule change");
+                None
+            }
+        }
+    }
+
+    /// Reads a job of the account.
+    pub async fn get_job(&self, account_id: &str, job_id: &str) -> Result<Job> {
+        Ok(self.load_job(account_id, job_id).await?.0)
+    }
+
+    async fn load_job(&self, account_id: &str, job_id: &str) -> Result<(Job, u64)> {
+        let item = self
+            .deps
+            .store
+            .get(Table::Accounts, &schema::job_key(account_id, job_id))
+            .await?
+            .ok_or_else(|| Error::NotFound("Job not found".into()))?;
+        Ok((from_body(&item.body)?, item.version))
+    }
+
+    /// Saves a job's progress if no other runner advanced it meanwhile; `false` if one did.
+    async fn save_job(&self, account_id: &str, job: &Job, version: u64) -> Result<bool> {
+        let mut item = Item::new(schema::job_key(account_id, &job.id), to_body(job)?);
+        item.version = version + 1;
+        item.expires_at =
+            Some(job.finished_at.unwrap_or(job.created_at) + schema::JOB_RETENTION_SECS);
+        let mut tx = Txn::new();
+        tx.push(
+            Check::StateVersion,
+            WriteOp::Put {
+                table: Table::Accounts,
+                item,
+                cond: Cond::Version(version),
+            },
+        );
+        match tx.commit(&*self.deps.store).await {
+            Ok(()) => Ok(true),
+            Err(TxnError::Failed(_)) => Ok(false),
+            Err(TxnError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Runs one step of a job for up to `budget`: rescores pages of leads from the job's
+    /// cursor, saving progress after each page, and finishes the job (folding its
+    /// `leads.scored` events) when the last page is done. `None` when the job is unknown or
+    /// another runner holds it.
+    pub async fn run_step(
+        &self,
+        account_id: &str,
+        job_id: &str,
+        budget: std::time::Duration,
+    ) -> Result<Option<Job>> {
+        let started = std::time::Instant::now();
+        let (mut job, mut version) = match self.load_job(account_id, job_id).await {
+            Ok(x) => x,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if job.status != JobStatus::Running {
+            return Ok(Some(job));
+        }
+        job.steps += 1;
+        let rules = self.compiled_rules_of(account_id).await?;
+        let group = job_group(&job.id);
         loop {
+            let start = job.cursor.as_ref().map(|sk| Position {
+                key: Key::new(schema::tenant_pk(account_id), sk.clone()),
+                index: None,
+            });
             let page = self
                 .deps
                 .store
                 .query(&QueryReq {
                     table: Table::Leads,
                     index: None,
-                    pk: schema::tenant_pk(&t.account_id),
+                    pk: schema::tenant_pk(account_id),
                     sk: SkCond::BeginsWith(schema::LEAD_PREFIX.into()),
                     start_after: start,
                     descending: false,
-                    limit: 200,
+                    limit: RESCORE_PAGE,
                 })
                 .await?;
-            // Only what the rules read is parsed out of each document (see
-            // `scoring::StoredLeads`); a lead whose score changed is then parsed whole from the
-            // same document and written back if no one changed it since it was read, else
-            // reloaded and rescored.
-            stored.clear();
-            for item in &page.items {
-                stored.push(&item.body).map_err(|e| {
-                    Error::internal(format!("corrupt stored document {}: {e}", item.key.sk))
-                })?;
-            }
-            total += stored.len();
-            for (i, score) in stored.scores().into_iter().enumerate() {
-                if (score - stored.stored_score(i)).abs() < 1e-9 {
-                    continue;
-                }
-                let id = LeadId::from_trusted(stored.id(i));
-                let written = match page.items.get(i) {
-                    Some(item) => {
-                        let mut lead: Lead = from_body(&item.body)?;
-                        lead.score = score;
-                        match self
-                            .score_txn(t, &lead, item.version, mode)?
-                            .commit(&*self.deps.store)
-                            .await
-                        {
-                            Ok(()) => Some(score),
-                            Err(TxnError::Failed(_)) => {
-                                self.write_score(t, &id, &rules, mode).await?
-                            }
-                            Err(TxnError::Store(e)) => return Err(e),
-                        }
-                    }
-                    None => self.write_score(t, &id, &rules, mode).await?,
-                };
-                if let Some(score) = written {
-                    changed.push(serde_json::json!({ "id": id, "score": score }));
-                }
-            }
+            let (n, changed) = self
+                .rescore_page(account_id, &rules, &group, &page.items)
+                .await?;
+            job.processed += n;
+            job.changed += changed;
             match page.last {
-                Some(p) => start = Some(p),
-                None => break,
+                Some(p) => job.cursor = Some(p.key.sk),
+                None => {
+                    events::fold_group(
+                        &self.deps,
+                        account_id,
+                        &group,
+                        Some(EventKind::LeadsScored),
+                    )
+                    .await?;
+                    job.status = JobStatus::Succeeded;
+                    job.finished_at = Some(self.deps.clock.now_secs());
+                    job.total = job.total.max(job.processed);
+                }
+            }
+            if !self.save_job(account_id, &job, version).await? {
+                return Ok(None);
+            }
+            version += 1;
+            if job.status != JobStatus::Running || started.elapsed() >= budget {
+                return Ok(Some(job));
             }
         }
-        let updated = changed.len();
-        for chunk in changed.chunks(1000) {
-            events::finish_group(
-                &self.deps,
-                t,
-                &group,
-                EventKind::LeadsScored,
-                serde_json::json!({ "leads": chunk, "count": chunk.len() }),
-            )
-            .await?;
+    }
+
+    /// Rescores the leads of one page; returns (leads examined, scores changed).
+    async fn rescore_page(
+        &self,
+        account_id: &str,
+        rules: &[CompiledRule],
+        group: &str,
+        items: &[Item],
+    ) -> Result<(u64, u64)> {
+        let set = scoring::RuleSet::new(rules.iter().map(|r| (&r.expr, r.rule.weight)));
+        let mut stored = scoring::StoredLeads::new(&set);
+        // Only what the rules read is parsed out of each document (see
+        // `scoring::StoredLeads`); a lead whose score changed is then parsed whole from the
+        // same document and written back if no one changed it since it was read, else
+        // reloaded and rescored.
+        for item in items {
+            stored.push(&item.body).map_err(|e| {
+                Error::internal(format!("corrupt stored document {}: {e}", item.key.sk))
+            })?;
         }
-        Ok(RescoreSummary { total, updated })
+        let mode = EventMode::Member(group);
+        let mut changed = 0;
+        for (i, score) in stored.scores().into_iter().enumerate() {
+            if (score - stored.stored_score(i)).abs() < 1e-9 {
+                continue;
+            }
+            let id = LeadId::from_trusted(stored.id(i));
+            let written = match items.get(i) {
+                Some(item) => {
+                    let mut lead: Lead = from_body(&item.body)?;
+                    lead.score = score;
+                    match self
+                        .score_txn(account_id, &lead, item.version, mode)?
+                        .commit(&*self.deps.store)
+                        .await
+                    {
+                        Ok(()) => true,
+                        Err(TxnError::Failed(_)) => self
+                            .write_score(account_id, &id, rules, mode)
+                            .await?
+                            .is_some(),
+                        Err(TxnError::Store(e)) => return Err(e),
+                    }
+                }
+                None => self
+                    .write_score(account_id, &id, rules, mode)
+                    .await?
+                    .is_some(),
+            };
+            changed += u64::from(written);
+        }
+        Ok((stored.len() as u64, changed))
+    }
+
+    /// Rescores every lead of the account (`POST /leads/score/batch`): a job run inline within
+    /// the inline budget and continued by the worker if it does not finish there.
+    pub async fn rescore_all(&self, t: &Tenant) -> Result<Job> {
+        let job = self.start_rescore(t).await?;
+        Ok(self.run_inline(&t.account_id, job).await)
     }
 
     /// Recomputes and stores one lead's score; `None` when it did not change.
     async fn write_score(
         &self,
-        t: &Tenant,
+        account_id: &str,
         id: &LeadId,
         rules: &[CompiledRule],
         mode: EventMode<'_>,
     ) -> Result<Option<f64>> {
         for _ in 0..10 {
-            let (mut lead, version) = match load_lead(&self.deps, t, id).await {
+            let (mut lead, version) = match load_lead(&self.deps, account_id, id).await {
                 Ok(x) => x,
                 Err(Error::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e),
@@ -392,7 +566,7 @@ impl ScoringService {
             }
             lead.score = score;
             match self
-                .score_txn(t, &lead, version, mode)?
+                .score_txn(account_id, &lead, version, mode)?
                 .commit(&*self.deps.store)
                 .await
             {
@@ -408,14 +582,20 @@ impl ScoringService {
 
     /// The writes that store `lead` (read at `version`) with its new score, and its event: a
     /// member of the run's `leads.scored` group, or a `lead.scored` of its own.
-    fn score_txn(&self, t: &Tenant, lead: &Lead, version: u64, mode: EventMode<'_>) -> Result<Txn> {
+    fn score_txn(
+        &self,
+        account_id: &str,
+        lead: &Lead,
+        version: u64,
+        mode: EventMode<'_>,
+    ) -> Result<Txn> {
         let data = serde_json::json!({ "id": lead.id, "score": lead.score });
         let mut tx = Txn::new();
         tx.push(
             Check::LeadVersion,
             WriteOp::Put {
                 table: Table::Leads,
-                item: lead_item(t, lead, version + 1)?,
+                item: lead_item(account_id, lead, version + 1)?,
                 cond: Cond::Version(version),
             },
         )
@@ -423,7 +603,7 @@ impl ScoringService {
             Check::EventAbsent,
             events::mode_event_op(
                 &self.deps,
-                &t.account_id,
+                account_id,
                 mode,
                 EventKind::LeadScored,
                 EventKind::LeadsScored,
@@ -433,18 +613,31 @@ impl ScoringService {
         Ok(tx)
     }
 
-    /// Recomputes, stores and returns one lead's score.
+    /// Recomputes, stores and returns one lead's score. Records `lead.scored` every time,
+    /// changed or not (the caller asked for a scoring).
     pub async fn rescore_one(&self, t: &Tenant, id: &LeadId) -> Result<f64> {
         let rules = self.compiled_rules(t).await?;
-        match self.write_score(t, id, &rules, EventMode::Single).await? {
-            Some(s) => Ok(s),
-            None => Ok(load_lead(&self.deps, t, id).await?.0.score),
+        if let Some(s) = self
+            .write_score(&t.account_id, id, &rules, EventMode::Single)
+            .await?
+        {
+            return Ok(s);
         }
+        let score = load_lead(&self.deps, &t.account_id, id).await?.0.score;
+        let event = events::event_op(
+            &self.deps,
+            &t.account_id,
+            EventKind::LeadScored,
+            serde_json::json!({ "id": id, "score": score }),
+            None,
+        )?;
+        self.deps.store.transact(vec![event]).await?;
+        Ok(score)
     }
 
     /// Each rule's value, weight and contribution for one lead.
     pub async fn explain_score(&self, t: &Tenant, id: &LeadId) -> Result<ScoreExplanation> {
-        let lead = load_lead(&self.deps, t, id).await?.0;
+        let lead = load_lead(&self.deps, &t.account_id, id).await?.0;
         let rules = self.compiled_rules(t).await?;
         let pairs: Vec<(&Expr, f64)> = rules.iter().map(|r| (&r.expr, r.rule.weight)).collect();
         let parts = scoring::explain(&pairs, &lead);

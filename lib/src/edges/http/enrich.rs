@@ -6,13 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::domain::ids::{AttributeId, LeadId, NoteId, RuleId};
+use crate::domain::ids::{AttributeId, JobId, LeadId, NoteId, RuleId};
+use crate::domain::job::JobStatus;
 use crate::domain::lead::AttributeSpec;
 use crate::edges::http::AppState;
 use crate::edges::http::extract::{Auth, RawBody};
 use crate::edges::wire::{
-    AttributeInput, AttributesResponse, NoteInput, NotesResponse, RescoreResponse, RuleInput,
-    RulesResponse, ScoreResponse, parse_json,
+    AttributeInput, AttributesResponse, JobResponse, NoteInput, NotesResponse, RescoreResponse,
+    RuleInput, RuleResponse, RulesResponse, ScoreResponse, parse_json,
 };
 use crate::error::{Error, Result};
 
@@ -157,8 +158,12 @@ pub async fn create_rule(
     RawBody(body): RawBody,
 ) -> Result<Response> {
     let changes = parse_json::<RuleInput>(&body)?.into_changes()?;
-    let rule = s.app.scoring.create_rule(&t, changes).await?;
-    Ok((StatusCode::CREATED, Json(rule)).into_response())
+    let (rule, job) = s.app.scoring.create_rule(&t, changes).await?;
+    let resp = RuleResponse {
+        rule,
+        job_id: job.map(|j| j.id),
+    };
+    Ok((StatusCode::CREATED, Json(resp)).into_response())
 }
 
 /// `GET /scoring-rules/{id}`
@@ -180,7 +185,12 @@ pub async fn update_rule(
 ) -> Result<Response> {
     let id = RuleId::parse(&id)?;
     let changes = parse_json::<RuleInput>(&body)?.into_changes()?;
-    Ok(Json(s.app.scoring.update_rule(&t, &id, changes).await?).into_response())
+    let (rule, job) = s.app.scoring.update_rule(&t, &id, changes).await?;
+    Ok(Json(RuleResponse {
+        rule,
+        job_id: job.map(|j| j.id),
+    })
+    .into_response())
 }
 
 /// `DELETE /scoring-rules/{id}`: 204; rescores the account's leads.
@@ -211,13 +221,33 @@ pub async fn rescore_one(
 
 /// `POST /leads/score/batch`: rescores every lead; says how many were examined and changed.
 pub async fn rescore_all(State(s): State<AppState>, Auth(t): Auth) -> Result<Response> {
-    let r = s.app.scoring.rescore_all(&t).await?;
+    let job = s.app.scoring.rescore_all(&t).await?;
+    let message = match job.status {
+        JobStatus::Running => format!(
+            "Rescored {} of {} leads so far ({} changed); job {} continues in the background",
+            job.processed, job.total, job.changed, job.id
+        ),
+        _ => format!("Rescored {} leads ({} changed)", job.processed, job.changed),
+    };
     Ok(Json(RescoreResponse {
-        total: r.total,
-        updated: r.updated,
-        message: format!("Rescored {} leads ({} changed)", r.total, r.updated),
+        total: job.processed,
+        updated: job.changed,
+        message,
+        job_id: job.id,
+        status: job.status,
     })
     .into_response())
+}
+
+/// `GET /jobs/{id}`: where a background job stands.
+pub async fn get_job(
+    State(s): State<AppState>,
+    Auth(t): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = JobId::parse(&id)?;
+    let job = s.app.scoring.get_job(&t.account_id, &id).await?;
+    Ok(Json(JobResponse::from(job)).into_response())
 }
 
 /// `GET /leads/{id}/score/explain`: each rule's value, weight and contribution.

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod leads;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -39,8 +40,10 @@ pub enum Routes {
     Notes,
     /// The attributes routes.
     Attributes,
-    /// The scoring routes (rules, rescoring, explanations).
+    /// The scoring routes (rules, rescoring, explanations, jobs).
     Scoring,
+    /// The webhook routes (subscriptions, delivery log, retry, test).
+    Webhooks,
 }
 
 /// Builds the router for `routes`.
@@ -103,7 +106,26 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             )
             .route("/leads/{id}/score", post(enrich::rescore_one))
             .route("/leads/score/batch", post(enrich::rescore_all))
-            .route("/leads/{id}/score/explain", get(enrich::explain));
+            .route("/leads/{id}/score/explain", get(enrich::explain))
+            .route("/jobs/{id}", get(enrich::get_job));
+    }
+    if matches!(routes, Routes::All | Routes::Webhooks) {
+        use axum::routing::post;
+        api = api
+            .route("/webhooks", get(webhooks::list).post(webhooks::create))
+            .route(
+                "/webhooks/{id}",
+                get(webhooks::get)
+                    .put(webhooks::update)
+                    .patch(webhooks::update)
+                    .delete(webhooks::delete),
+            )
+            .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+            .route(
+                "/webhooks/{id}/deliveries/{delivery_id}/retry",
+                post(webhooks::retry),
+            )
+            .route("/webhooks/{id}/test", post(webhooks::test));
     }
     let api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
