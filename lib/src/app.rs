@@ -6,12 +6,13 @@ use std::sync::Arc;
 use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::http_sender::HttpSender;
 use crate::adapters::sqlite::SqliteStore;
+use crate::adapters::sqs::SqsQueue;
 use crate::adapters::store_queue::StoreQueue;
 use crate::config::{Config, StoreConfig, TlsRoots};
 use crate::domain::cursor::CursorKey;
 use crate::error::{Error, Result};
 use crate::ports::{Clock, IdSource, Store, SystemClock, UuidIds};
-use crate::ports::{JobQueue, WebhookSender};
+use crate::ports::{JobQueue, JobSource, WebhookSender};
 use crate::services::Deps;
 use crate::services::accounts::AccountService;
 use crate::services::attributes::AttributeService;
@@ -40,9 +41,9 @@ pub struct App {
     pub webhooks: WebhookService,
     /// The worker's side of the jobs queue.
     pub jobs: JobRunner,
-    /// The jobs queue kept in the store, when jobs are not on SQS: the in-process worker of
-    /// `klozeo serve` claims from it.
-    pub store_queue: Option<StoreQueue>,
+    /// Where the in-process worker of `klozeo serve` receives jobs from (the queue in the
+    /// store, or SQS when configured); Lambda functions get theirs from SQS events instead.
+    pub job_source: Option<Arc<dyn JobSource>>,
     /// Accounts and API keys.
     pub accounts: AccountService,
     /// Rate limits and idempotency keys.
@@ -67,14 +68,14 @@ impl App {
         ids: Arc<dyn IdSource>,
         config: &Config,
     ) -> Result<App> {
-        let queue = StoreQueue::new(store.clone(), clock.clone(), ids.clone());
+        let queue = Arc::new(StoreQueue::new(store.clone(), clock.clone(), ids.clone()));
         let sender: Arc<dyn WebhookSender> =
             Arc::new(HttpSender::new(config.webhooks.allow_private)?);
         Self::compose(
             store,
             clock,
             ids,
-            (Arc::new(queue.clone()), Some(queue)),
+            (queue.clone(), Some(queue)),
             sender,
             config,
         )
@@ -85,7 +86,7 @@ impl App {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdSource>,
-        (queue, store_queue): (Arc<dyn JobQueue>, Option<StoreQueue>),
+        (queue, job_source): (Arc<dyn JobQueue>, Option<Arc<dyn JobSource>>),
         sender: Arc<dyn WebhookSender>,
         config: &Config,
     ) -> Result<App> {
@@ -105,7 +106,7 @@ impl App {
             attributes: AttributeService::new(deps.clone(), ingest.clone()),
             jobs: JobRunner::new(webhooks.clone(), scoring.clone(), queue, config.jobs),
             webhooks,
-            store_queue,
+            job_source,
             ingest,
             notes,
             scoring,
@@ -116,16 +117,82 @@ impl App {
         })
     }
 
-    /// Builds the store named by the configuration and wires the services.
+    /// Builds the store (and, with `KLOZEO_JOBS_QUEUE_URL`, the SQS jobs queue) named by the
+    /// configuration and wires the services.
     pub async fn build(config: &Config) -> Result<App> {
-        let store: Arc<dyn Store> = match &config.store {
-            StoreConfig::Embedded { data_dir } => Arc::new(SqliteStore::open(data_dir)?),
+        let (store, sqs): (Arc<dyn Store>, Option<SqsQueue>) = match &config.store {
+            StoreConfig::Embedded { data_dir } => (Arc::new(SqliteStore::open(data_dir)?), None),
             StoreConfig::Dynamo {
                 table_prefix,
                 tls_roots,
-            } => Arc::new(dynamo_store(table_prefix, *tls_roots).await),
+            } => {
+                let sdk = sdk_config(*tls_roots).await;
+                let store = DynamoStore::new(dynamo_client(&sdk), table_prefix);
+                let sqs = config.jobs_queue_url.as_ref().map(|url| {
+                    SqsQueue::new(
+                        aws_sdk_sqs::Client::new(&sdk),
+                        url.clone(),
+                        config.jobs_dlq_url.clone(),
+                    )
+                });
+                (Arc::new(store), sqs)
+            }
         };
-        Self::with_store(store, config)
+        match sqs {
+            None => Self::with_store(store, config),
+            Some(q) => {
+                let q = Arc::new(q);
+                let sender: Arc<dyn WebhookSender> =
+                    Arc::new(HttpSender::new(config.webhooks.allow_private)?);
+                Self::compose(
+                    store,
+                    Arc::new(SystemClock),
+                    Arc::new(UuidIds),
+                    (q.clone(), Some(q)),
+                    sender,
+                    config,
+                )
+            }
+        }
+    }
+}
+
+impl App {
+    /// The application of a Lambda function: DynamoDB, and SQS for jobs when
+    /// `KLOZEO_JOBS_QUEUE_URL` is set. Built without the embedded store, so the linker leaves
+    /// SQLite out of the function packages.
+    pub async fn build_lambda(config: &Config) -> Result<App> {
+        let StoreConfig::Dynamo {
+            table_prefix,
+            tls_roots,
+        } = &config.store
+        else {
+            return Err(Error::invalid("a Lambda function runs on DynamoDB"));
+        };
+        let sdk = sdk_config(*tls_roots).await;
+        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamo_client(&sdk), table_prefix));
+        let queue: Arc<dyn JobQueue> = match &config.jobs_queue_url {
+            Some(url) => Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                url.clone(),
+                config.jobs_dlq_url.clone(),
+            )),
+            None => Arc::new(StoreQueue::new(
+                store.clone(),
+                Arc::new(SystemClock),
+                Arc::new(UuidIds),
+            )),
+        };
+        let sender: Arc<dyn WebhookSender> =
+            Arc::new(HttpSender::new(config.webhooks.allow_private)?);
+        Self::compose(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(UuidIds),
+            (queue, None),
+            sender,
+            config,
+        )
     }
 }
 

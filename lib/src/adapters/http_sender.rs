@@ -48,25 +48,36 @@ impl reqwest::dns::Resolve for PolicyResolver {
 /// The webhook sender.
 #[derive(Clone)]
 pub struct HttpSender {
-    client: reqwest::Client,
+    // Built on first use: every Lambda function composes the whole application, and only the
+    // webhook worker sends, so the others never pay for loading the TLS roots at cold start.
+    client: Arc<std::sync::OnceLock<reqwest::Client>>,
     allow_private: bool,
 }
 
 impl HttpSender {
     /// A sender; `allow_private` lets it call loopback and private targets (local development).
     pub fn new(allow_private: bool) -> Result<Self> {
-        let client = reqwest::Client::builder()
+        Ok(HttpSender {
+            client: Arc::default(),
+            allow_private,
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let built = reqwest::Client::builder()
             .timeout(Duration::from_secs(DELIVERY_TIMEOUT_SECS))
             .connect_timeout(Duration::from_secs(DELIVERY_TIMEOUT_SECS))
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(PolicyResolver { allow_private }))
+            .dns_resolver(Arc::new(PolicyResolver {
+                allow_private: self.allow_private,
+            }))
             .no_proxy()
             .build()
             .map_err(|e| Error::internal(format!("webhook HTTP client: {e}")))?;
-        Ok(HttpSender {
-            client,
-            allow_private,
-        })
+        Ok(self.client.get_or_init(|| built))
     }
 }
 
@@ -116,7 +127,15 @@ impl WebhookSender for HttpSender {
                 };
             }
         }
-        let mut r = self.client.post(&req.url).body(req.body);
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(e) => {
+                return Attempt::NoAnswer {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let mut r = client.post(&req.url).body(req.body);
         for (k, v) in &req.headers {
             r = r.header(*k, v);
         }

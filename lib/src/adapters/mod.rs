@@ -6,4 +6,5 @@
 pub mod dynamodb;
 pub mod http_sender;
 pub mod sqlite;
+pub mod sqs;
 pub mod store_queue;

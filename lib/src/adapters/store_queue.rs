@@ -14,7 +14,8 @@ use async_trait::async_trait;
 
 use crate::error::Error;
 use crate::ports::{
-    Clock, Cond, IdSource, Item, JobQueue, Key, OutMessage, QueryReq, SkCond, Store, Table, WriteOp,
+    Clock, Cond, IdSource, Item, JobQueue, JobSource, Key, OutMessage, QueryReq, Received, SkCond,
+    Store, Table, WriteOp,
 };
 use crate::schema;
 
@@ -22,16 +23,6 @@ use crate::schema;
 const MAX_DELAY_SECS: u32 = 7 * 24 * 3600;
 /// How long a dead-lettered message is kept for an operator.
 const DEAD_LETTER_RETENTION_SECS: i64 = 14 * 24 * 3600;
-
-/// A claimed message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    /// The message.
-    pub body: String,
-    /// How many times it has been claimed, this time included.
-    pub receive_count: u32,
-    handle: Key,
-}
 
 /// The queue in the store.
 #[derive(Clone)]
@@ -56,14 +47,11 @@ impl StoreQueue {
             wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
+}
 
-    /// Resolves when a message was sent by this process (workers wait on it between polls).
-    pub async fn sent(&self) {
-        self.wake.notified().await;
-    }
-
-    /// Claims up to `max` due messages for `lease`; each is seen by one claimer at a time.
-    pub async fn claim(&self, max: u32, lease: Duration) -> Result<Vec<Claimed>, Error> {
+#[async_trait]
+impl JobSource for StoreQueue {
+    async fn receive(&self, max: u32, lease: Duration) -> Result<Vec<Received>, Error> {
         let now = self.clock.now_ms();
         let page = self
             .store
@@ -97,10 +85,10 @@ impl StoreQueue {
                 },
             ];
             match self.store.transact(ops).await {
-                Ok(()) => out.push(Claimed {
+                Ok(()) => out.push(Received {
                     body: String::from_utf8_lossy(&item.body).into_owned(),
                     receive_count: (item.counter + 1) as u32,
-                    handle,
+                    handle: handle.sk,
                 }),
                 // Another worker claimed it first.
                 Err(crate::ports::StoreError::ConditionFailed(_)) => {}
@@ -110,16 +98,21 @@ impl StoreQueue {
         Ok(out)
     }
 
-    /// Removes a claimed message whose work is done (or handed on in a new message).
-    pub async fn ack(&self, claimed: &Claimed) -> Result<(), Error> {
+    async fn ack(&self, handle: &str) -> Result<(), Error> {
         self.store
             .transact(vec![WriteOp::Delete {
                 table: Table::Accounts,
-                key: claimed.handle.clone(),
+                key: Key::new(schema::QUEUE_PK, handle),
                 cond: Cond::Always,
             }])
             .await
             .map_err(Error::from)
+    }
+
+    async fn wait(&self) {
+        // Woken by a send of this process, or polls: another process (a second `klozeo`
+        // command on the same data directory) may have sent.
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.wake.notified()).await;
     }
 }
 

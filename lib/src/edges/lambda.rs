@@ -10,8 +10,8 @@ use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
 use tower::ServiceExt as _;
 
-use crate::app::{App, dynamo_store};
-use crate::config::{self, Config, StoreConfig};
+use crate::app::App;
+use crate::config::{self, Config};
 use crate::edges::http::{API_PREFIX, Routes, service};
 
 /// The error type a Lambda `main` returns.
@@ -28,12 +28,7 @@ pub async fn run_http(routes: Routes) -> Result<(), lambda_http::Error> {
     let svc = match init(routes).await {
         Ok(svc) => svc,
         Err(e) => {
-            if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API")
-                && let Err(io) = report_init_error(&api, &e.to_string())
-            {
-                tracing::error!(error = %io, "could not report the init error");
-            }
-            tracing::error!(error = %e, "cannot start");
+            start_failed(&e);
             return Err(e);
         }
     };
@@ -58,6 +53,13 @@ async fn init(
     + 'static,
     lambda_http::Error,
 > {
+    let app = init_app().await?;
+    Ok(service(app, routes))
+}
+
+/// Starts logging, reads the configuration and composes the application on DynamoDB (and
+/// SQS, when `KLOZEO_JOBS_QUEUE_URL` is set).
+async fn init_app() -> Result<Arc<App>, lambda_http::Error> {
     // Logging first, so a later failure is logged; a bad log level still leaves the default.
     let level = config::log_level_from_env();
     let max = level
@@ -71,18 +73,98 @@ async fn init(
         .init();
     level?;
     let config = Config::lambda_from_env()?;
-    // Built here rather than through `App::build`, so the embedded store is unreachable from a
-    // function and the linker leaves SQLite out of the package.
-    let StoreConfig::Dynamo {
-        table_prefix,
-        tls_roots,
-    } = &config.store
-    else {
-        return Err("a Lambda function runs on DynamoDB".into());
+    Ok(Arc::new(App::build_lambda(&config).await?))
+}
+
+/// Reports a failed start to the Runtime API and logs it.
+fn start_failed(e: &lambda_http::Error) {
+    if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API")
+        && let Err(io) = report_init_error(&api, &e.to_string())
+    {
+        tracing::error!(error = %io, "could not report the init error");
+    }
+    tracing::error!(error = %e, "cannot start");
+}
+
+/// Runs the webhook-worker function: SQS batches of job messages (webhook deliveries,
+/// rescoring continuations; failures reported per message), the outbox table's stream (new
+/// events become deliveries), and a schedule that sweeps what the stream left (orphaned batch
+/// members, events whose dispatch failed).
+pub async fn run_worker() -> Result<(), lambda_http::Error> {
+    let app = match init_app().await {
+        Ok(app) => app,
+        Err(e) => {
+            start_failed(&e);
+            return Err(e);
+        }
     };
-    let store = Arc::new(dynamo_store(table_prefix, *tls_roots).await);
-    let app = Arc::new(App::with_store(store, &config)?);
-    Ok(service(app, routes))
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(
+        move |ev: lambda_http::LambdaEvent<serde_json::Value>| {
+            let app = app.clone();
+            async move { handle_worker_event(&app, ev.payload).await }
+        },
+    ))
+    .await
+}
+
+/// Handles one invocation of the webhook-worker function (see [`run_worker`]); the tests
+/// drive it with events shaped as Lambda sends them.
+pub async fn handle_worker_event(
+    app: &App,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    let records = event["Records"].as_array().cloned().unwrap_or_default();
+    match records.first().and_then(|r| r["eventSource"].as_str()) {
+        Some("aws:sqs") => {
+            let runs = records.iter().map(|r| async move {
+                let id = r["messageId"].as_str().unwrap_or_default().to_string();
+                let body = r["body"].as_str().unwrap_or_default();
+                match app.jobs.run(body).await {
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, message = %id, "job failed; SQS will redeliver it");
+                        Some(id)
+                    }
+                }
+            });
+            let failed: Vec<serde_json::Value> = futures_util::future::join_all(runs)
+                .await
+                .into_iter()
+                .flatten()
+                .map(|id| serde_json::json!({ "itemIdentifier": id }))
+                .collect();
+            Ok(serde_json::json!({ "batchItemFailures": failed }))
+        }
+        Some("aws:dynamodb") => {
+            for r in &records {
+                if r["eventName"] != "INSERT" {
+                    continue;
+                }
+                let Some(item) = stream_item(&r["dynamodb"]["NewImage"]) else {
+                    tracing::warn!("stream record without a readable item; skipped");
+                    continue;
+                };
+                // An error fails the batch, and Lambda retries it from this record on.
+                app.webhooks.dispatch_item(&item).await?;
+            }
+            Ok(serde_json::json!({}))
+        }
+        _ => {
+            let seen = app.webhooks.dispatch_pending().await?;
+            tracing::info!(items = seen, "outbox sweep");
+            Ok(serde_json::json!({ "swept": seen }))
+        }
+    }
+}
+
+/// The key and document of an item in a DynamoDB stream image (DynamoDB JSON: `{"pk":
+/// {"S": ...}, ...}`; the attribute names of `adapters::dynamodb`).
+fn stream_item(image: &serde_json::Value) -> Option<crate::ports::Item> {
+    let s = |name: &str| image[name]["S"].as_str().map(str::to_string);
+    Some(crate::ports::Item::new(
+        crate::ports::Key::new(s("pk")?, s("sk")?),
+        s("b")?.into_bytes(),
+    ))
 }
 
 /// Tells the Runtime API at `api` (`host:port`, from `AWS_LAMBDA_RUNTIME_API`) that the function

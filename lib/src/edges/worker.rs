@@ -12,8 +12,6 @@ use crate::app::App;
 
 /// How often the dispatcher looks for new events when it was not woken.
 const DISPATCH_POLL: Duration = Duration::from_millis(100);
-/// How often the worker looks for due messages when it was not woken.
-const WORKER_POLL: Duration = Duration::from_millis(200);
 /// How long a claimed message is hidden from other claimers; a worker that dies holding it
 /// gives it back when this ends.
 const LEASE: Duration = Duration::from_secs(60);
@@ -38,7 +36,7 @@ impl Workers {
 pub fn spawn(app: Arc<App>) -> Workers {
     let mut tasks = JoinSet::new();
     tasks.spawn(dispatch_loop(app.clone()));
-    if app.store_queue.is_some() {
+    if app.job_source.is_some() {
         tasks.spawn(work_loop(app));
     }
     Workers { tasks }
@@ -54,7 +52,7 @@ async fn dispatch_loop(app: Arc<App>) {
 }
 
 async fn work_loop(app: Arc<App>) {
-    let Some(queue) = app.store_queue.clone() else {
+    let Some(queue) = app.job_source.clone() else {
         return;
     };
     let mut running: JoinSet<()> = JoinSet::new();
@@ -64,7 +62,7 @@ async fn work_loop(app: Arc<App>) {
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match queue.claim(free, LEASE).await {
+            match queue.receive(free.min(10), LEASE).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim jobs");
@@ -91,15 +89,14 @@ async fn work_loop(app: Arc<App>) {
                         return;
                     }
                 }
-                if let Err(e) = queue.ack(&c).await {
+                if let Err(e) = queue.ack(&c.handle).await {
                     tracing::warn!(error = %e, "could not acknowledge a job; it will run again");
                 }
             });
         }
         if idle {
             tokio::select! {
-                _ = queue.sent() => {}
-                _ = tokio::time::sleep(WORKER_POLL) => {}
+                _ = queue.wait() => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }

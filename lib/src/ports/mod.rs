@@ -8,7 +8,7 @@ mod store;
 mod webhook_sender;
 
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
-pub use queue::{JobQueue, OutMessage};
+pub use queue::{JobQueue, JobSource, OutMessage, Received};
 pub use store::{
     Cond, IndexKey, Item, Key, Page, Position, QueryReq, SkCond, Store, StoreError, Table, WriteOp,
 };

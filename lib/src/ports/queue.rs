@@ -29,3 +29,26 @@ pub trait JobQueue: Send + Sync {
     /// The longest delay one message may carry (SQS: 900 s). Longer waits are done in hops.
     fn max_delay_secs(&self) -> u32;
 }
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The message.
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+    /// What acknowledges it.
+    pub handle: String,
+}
+
+/// The receiving side of the jobs queue, for a worker that polls it (`klozeo serve`; on
+/// Lambda, SQS hands messages to the function instead).
+#[async_trait]
+pub trait JobSource: Send + Sync {
+    /// Receives up to `max` messages, hidden from other receivers for `lease`.
+    async fn receive(&self, max: u32, lease: std::time::Duration) -> Result<Vec<Received>, Error>;
+    /// Removes a message whose work is done.
+    async fn ack(&self, handle: &str) -> Result<(), Error>;
+    /// Resolves when there may be new work (or after a short wait).
+    async fn wait(&self);
+}

@@ -1,0 +1,8 @@
+//! The `webhooks` Lambda function: the webhook REST routes. Wiring only.
+
+use klozeo_core::edges::http::Routes;
+
+#[tokio::main]
+async fn main() -> Result<(), klozeo_core::edges::lambda::LambdaError> {
+    klozeo_core::edges::lambda::run_http(Routes::Webhooks).await
+}
