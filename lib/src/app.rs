@@ -240,6 +240,11 @@ pub async fn sdk_config_for_endpoint(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// An SQS client from a shared configuration.
+pub fn sqs_client(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(sdk)
+}
+
 /// A DynamoDB client from a shared configuration.
 pub fn dynamo_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(sdk)

@@ -570,3 +570,113 @@ async fn a_private_target_is_refused_without_the_opt_in() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_function_handles_stream_sqs_and_schedule_events() {
+    use klozeo_core::edges::lambda::handle_worker_event;
+    use klozeo_core::ports::Table;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        s.clock.run_in_real_time();
+        let api = Api::on_plan(&s, "unlimited").await;
+        let rx = Receiver::start().await;
+        let (_, hook) = api
+            .send(
+                Method::POST,
+                "/webhooks",
+                Some(json!({"url": rx.url, "events": ["lead.created"], "secret": "w"})),
+            )
+            .await;
+        let hid = hook["id"].as_str().unwrap().to_string();
+        let id = api
+            .create_lead(json!({"name": "Streamed", "source": "s"}))
+            .await;
+
+        // The outbox table's stream hands the new event to the worker as DynamoDB JSON.
+        let outbox = s
+            .app
+            .deps
+            .store
+            .scan(Table::Outbox, None, 100)
+            .await
+            .unwrap();
+        let records: Vec<Value> = outbox
+            .items
+            .iter()
+            .map(|i| {
+                json!({
+                    "eventSource": "aws:dynamodb",
+                    "eventName": "INSERT",
+                    "dynamodb": {"NewImage": {
+                        "pk": {"S": i.key.pk}, "sk": {"S": i.key.sk},
+                        "b": {"S": String::from_utf8_lossy(&i.body)},
+                        "v": {"N": i.version.to_string()}
+                    }}
+                })
+            })
+            .collect();
+        assert_eq!(records.len(), 1, "{b:?}: one event recorded");
+        let out = handle_worker_event(&s.app, json!({ "Records": records }))
+            .await
+            .unwrap();
+        assert_eq!(out, json!({}));
+        let left = s
+            .app
+            .deps
+            .store
+            .scan(Table::Outbox, None, 100)
+            .await
+            .unwrap();
+        assert!(
+            left.items.is_empty(),
+            "{b:?}: dispatched events leave the outbox"
+        );
+
+        // SQS then hands the delivery message to the worker; a message that cannot be read is
+        // dead-lettered rather than failed forever.
+        let source = s.app.job_source.clone().unwrap();
+        let mut msgs = Vec::new();
+        for _ in 0..50 {
+            msgs = source.receive(10, Duration::from_secs(30)).await.unwrap();
+            if !msgs.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(msgs.len(), 1, "{b:?}: one delivery queued");
+        let mut records: Vec<Value> = msgs
+            .iter()
+            .map(|m| json!({"eventSource": "aws:sqs", "messageId": "m-1", "body": m.body}))
+            .collect();
+        records.push(json!({"eventSource": "aws:sqs", "messageId": "m-bad", "body": "{not json"}));
+        let out = handle_worker_event(&s.app, json!({ "Records": records }))
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"batchItemFailures": []}), "{b:?}");
+        let got = rx.received();
+        assert_eq!(got.len(), 1, "{b:?}");
+        assert_eq!(got[0].json["data"]["id"], json!(id));
+        assert_signed(&got[0], "w");
+        let (_, log) = api.get(&format!("/webhooks/{hid}/deliveries")).await;
+        assert_eq!(log["deliveries"][0]["status"], "succeeded", "{b:?}: {log}");
+
+        // The scheduled sweep dispatches whatever the stream did not.
+        api.create_lead(json!({"name": "Swept", "source": "s"}))
+            .await;
+        let out = handle_worker_event(
+            &s.app,
+            json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, json!({"swept": 1}), "{b:?}");
+        let left = s
+            .app
+            .deps
+            .store
+            .scan(Table::Outbox, None, 100)
+            .await
+            .unwrap();
+        assert!(left.items.is_empty(), "{b:?}");
+    }
+}

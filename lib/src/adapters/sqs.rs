@@ -50,6 +50,64 @@ impl SqsQueue {
             dlq_url,
         }
     }
+
+    /// The queue's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The dead-letter queue's URL.
+    pub fn dlq_url(&self) -> Option<&str> {
+        self.dlq_url.as_deref()
+    }
+
+    /// Creates (or finds) `<prefix>jobs` and its dead-letter queue `<prefix>jobs-dlq`, as
+    /// `template.yaml` declares them, for emulators and local development (idempotent).
+    pub async fn create(client: Client, prefix: &str) -> Result<SqsQueue, Error> {
+        let dlq = client
+            .create_queue()
+            .queue_name(format!("{prefix}jobs-dlq"))
+            .send()
+            .await
+            .map_err(|e| sqs_err("CreateQueue", e))?;
+        let dlq_url = dlq.queue_url().unwrap_or_default().to_string();
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| sqs_err("GetQueueAttributes", e))?;
+        let dlq_arn = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": "10",
+        })
+        .to_string();
+        let q = client
+            .create_queue()
+            .queue_name(format!("{prefix}jobs"))
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                redrive,
+            )
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "360",
+            )
+            .send()
+            .await
+            .map_err(|e| sqs_err("CreateQueue", e))?;
+        Ok(SqsQueue::new(
+            client,
+            q.queue_url().unwrap_or_default(),
+            Some(dlq_url),
+        ))
+    }
 }
 
 #[async_trait]
@@ -116,7 +174,9 @@ impl JobSource for SqsQueue {
             .queue_url(&self.url)
             .max_number_of_messages(max.clamp(1, 10) as i32)
             .visibility_timeout(lease.as_secs().min(43_200) as i32)
-            .wait_time_seconds(1)
+            // Short polls: a long poll would hold a single-threaded emulator for its whole
+            // wait; the worker paces itself in `wait` instead.
+            .wait_time_seconds(0)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
@@ -150,6 +210,6 @@ impl JobSource for SqsQueue {
     }
 
     async fn wait(&self) {
-        // Receiving long-polls already.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
