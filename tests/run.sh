@@ -73,7 +73,9 @@ run_python_suite() { # label, extra serve args...
   local port data
   port=$(free_port)
   data=$(mktemp -d)
-  "$KLOZEO" serve --listen "127.0.0.1:$port" --data-dir "$data" "$@" >"$LOGDIR/serve-$label.log" 2>&1 &
+  # Webhook deliveries go to a receiver on loopback in the suite.
+  KLOZEO_WEBHOOK_ALLOW_PRIVATE=1 \
+    "$KLOZEO" serve --listen "127.0.0.1:$port" --data-dir "$data" "$@" >"$LOGDIR/serve-$label.log" 2>&1 &
   local pid=$!
   PIDS+=($pid)
   wait_http "http://127.0.0.1:$port/health" || { fail_step "klozeo serve ($label) did not start"; cat "$LOGDIR/serve-$label.log"; return; }

@@ -130,3 +130,69 @@ async fn scoring_through_the_rust_sdk() {
         assert!(matches!(bad, Err(Error::BadRequest(_))), "{bad:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_through_the_rust_sdk() {
+    use klozeo_sdk::WebhookInput;
+    for b in backends() {
+        let server = TestServer::start(b).await;
+        let c = sdk(&server, &server.account("unlimited").await);
+        let other = sdk(&server, &server.account("unlimited").await);
+        let hook = c
+            .webhooks()
+            .create(WebhookInput {
+                url: "https://hooks.example.com/klozeo".into(),
+                events: Some(vec!["lead.created".into(), "leads.created".into()]),
+                secret: Some("signing-secret".into()),
+            })
+            .await
+            .expect("create webhook");
+        assert!(hook.active, "{b:?}");
+        assert_eq!(hook.url, "https://hooks.example.com/klozeo");
+        assert_eq!(
+            hook.events.as_deref(),
+            Some(&["lead.created".to_string(), "leads.created".to_string()][..])
+        );
+        assert!(hook.created_at.ends_with('Z'), "{}", hook.created_at);
+        let all = c
+            .webhooks()
+            .create(WebhookInput {
+                url: "https://hooks.example.com/all".into(),
+                events: None,
+                secret: None,
+            })
+            .await
+            .expect("create webhook for every event");
+        assert_eq!(all.events.map(|e| e.len()), Some(11));
+        let listed: Vec<String> = c
+            .webhooks()
+            .list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        assert_eq!(listed, [hook.id.clone(), all.id.clone()], "{b:?}");
+        assert!(other.webhooks().list().await.expect("list").is_empty());
+        assert!(matches!(
+            other.webhooks().delete(&hook.id).await,
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            c.webhooks()
+                .create(WebhookInput {
+                    url: "http://hooks.example.com/plain".into(),
+                    events: None,
+                    secret: None,
+                })
+                .await,
+            Err(Error::BadRequest(_))
+        ));
+        c.webhooks().delete(&hook.id).await.expect("delete");
+        assert!(matches!(
+            c.webhooks().delete(&hook.id).await,
+            Err(Error::NotFound)
+        ));
+        assert_eq!(c.webhooks().list().await.expect("list").len(), 1);
+    }
+}

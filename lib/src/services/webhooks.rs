@@ -95,12 +95,14 @@ impl WebhookService {
                 "an account has at most {MAX_WEBHOOKS} webhooks"
             )));
         }
+        let now_ms = self.deps.clock.now_ms();
         let hook = Webhook {
-            id: self.deps.ids.random().to_string(),
+            // Time-ordered, so the list (in key order) is in creation order.
+            id: self.deps.ids.time_ordered(now_ms).to_string(),
             url,
             events,
             active: c.active.unwrap_or(true),
-            created_at: self.deps.clock.now_secs(),
+            created_at: now_ms.div_euclid(1000),
             secret,
         };
         let mut tx = Txn::new();
@@ -121,7 +123,7 @@ impl WebhookService {
         Ok(hook)
     }
 
-    /// The account's webhooks, oldest first.
+    /// The account's webhooks, oldest first (their ids are time-ordered).
     pub async fn list(&self, t: &Tenant) -> Result<Vec<Webhook>> {
         self.list_of(&t.account_id).await
     }
@@ -139,12 +141,10 @@ impl WebhookService {
                 limit: MAX_WEBHOOKS as u32 + 1,
             })
             .await?;
-        let mut hooks = items
+        items
             .iter()
             .map(|i| from_body::<Webhook>(&i.body))
-            .collect::<Result<Vec<_>>>()?;
-        hooks.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(hooks)
+            .collect()
     }
 
     async fn load(&self, account_id: &str, id: &str) -> Result<(Webhook, u64)> {
