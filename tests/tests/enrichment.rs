@@ -475,3 +475,97 @@ async fn rule_changes_rescore_leads_across_pages() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_change_on_thousands_of_leads_answers_at_once_and_its_job_finishes() {
+    for b in backends() {
+        // The emulator serves one request at a time; a smaller account takes the same path.
+        let n: usize = if b == klozeo_tests::Backend::Embedded {
+            5000
+        } else {
+            300
+        };
+        let s = TestServer::start_with_config(b, |c| {
+            c.jobs.inline_budget = std::time::Duration::from_millis(100);
+            c.jobs.step_budget = std::time::Duration::from_millis(500);
+        })
+        .await;
+        s.clock.run_in_real_time();
+        let api = account(&s).await;
+        let tenant = s.app.accounts.authenticate(&api.key).await.unwrap();
+        for i in 0..n {
+            let changes = klozeo_core::edges::wire::LeadInput {
+                name: klozeo_core::domain::patch::Patch::Value(format!("L{i}")),
+                source: klozeo_core::domain::patch::Patch::Value("bulk".into()),
+                rating: klozeo_core::domain::patch::Patch::Value((i % 5) as f64),
+                ..Default::default()
+            }
+            .into_changes(klozeo_core::edges::wire::InputMode::Create)
+            .unwrap();
+            s.app.ingest.create(&tenant, &changes).await.unwrap();
+        }
+        let _workers = s.spawn_workers();
+        let started = std::time::Instant::now();
+        let (st, rule) = api
+            .send(
+                Method::POST,
+                "/scoring-rules",
+                Some(json!({"name": "stars", "expression": "rating * 10"})),
+            )
+            .await;
+        let answered_in = started.elapsed();
+        assert_eq!(st, StatusCode::CREATED, "{b:?}: {rule}");
+        assert!(
+            answered_in < std::time::Duration::from_secs(10),
+            "{b:?}: the rule change waited for the whole rescoring ({answered_in:?})"
+        );
+        let job_id = rule["job_id"].as_str().unwrap().to_string();
+        let (_, job) = api.get(&format!("/jobs/{job_id}")).await;
+        assert_eq!(job["kind"], "rescore", "{job}");
+        assert_eq!(job["total"], n, "{job}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        let job = loop {
+            let (st, job) = api.get(&format!("/jobs/{job_id}")).await;
+            assert_eq!(st, StatusCode::OK, "{job}");
+            if job["status"] != "running" {
+                break job;
+            }
+            assert!(std::time::Instant::now() < deadline, "{b:?}: {job}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
+        assert_eq!(job["status"], "succeeded", "{b:?}: {job}");
+        assert_eq!(job["processed"], n, "{job}");
+        assert_eq!(
+            job["changed"],
+            n - n / 5,
+            "{b:?}: every lead rated above 0 changed: {job}"
+        );
+        assert!(job["finished_at"].is_i64(), "{job}");
+        // Every stored score is right.
+        let mut cursor: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let q = match &cursor {
+                Some(c) => format!("/leads?limit=1000&cursor={}", klozeo_tests::urlencode(c)),
+                None => "/leads?limit=1000".into(),
+            };
+            let (_, page) = api.get(&q).await;
+            for l in page["leads"].as_array().unwrap() {
+                let want = l["rating"].as_f64().unwrap() * 10.0;
+                assert_eq!(l["score"].as_f64().unwrap(), want, "{b:?}: {l}");
+                seen += 1;
+            }
+            if page["has_more"] != true {
+                break;
+            }
+            cursor = page["next_cursor"].as_str().map(str::to_string);
+        }
+        assert_eq!(seen, n);
+        // Unknown and other accounts' jobs are not found.
+        let (st, _) = api.get("/jobs/00000000-0000-4000-8000-000000000000").await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        let other = account(&s).await;
+        let (st, _) = other.get(&format!("/jobs/{job_id}")).await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+}

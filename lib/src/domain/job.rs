@@ -89,6 +89,11 @@ pub struct Job {
     /// Steps run so far (a job that keeps failing is given up).
     #[serde(default)]
     pub steps: u32,
+    /// Unix milliseconds until which one runner holds the job: a second message for the same
+    /// job (the backstop continuation, a redelivery) leaves it alone meanwhile, so no two steps
+    /// ever work on it at once.
+    #[serde(default)]
+    pub lease_until_ms: Option<i64>,
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use crate::app::App;
 /// How often the dispatcher looks for new events when it was not woken.
 const DISPATCH_POLL: Duration = Duration::from_millis(100);
 /// How long a claimed message is hidden from other claimers; a worker that dies holding it
-/// gives it back when this ends.
-const LEASE: Duration = Duration::from_secs(60);
+/// gives it back when this ends. Longer than the longest run of one message (a rescoring step,
+/// `KLOZEO_JOB_STEP_SECS`, 20 s by default; a delivery attempt, 5 s).
+const LEASE: Duration = Duration::from_secs(30);
 /// Messages worked on at once (deliveries wait on slow targets, up to 5 s each).
 const CONCURRENCY: usize = 32;
 /// Tries of one message before it is dead-lettered.

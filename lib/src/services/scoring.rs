@@ -306,6 +306,7 @@ impl ScoringService {
             cursor: None,
             error: None,
             steps: 0,
+            lease_until_ms: None,
         };
         let mut item = Item::new(schema::job_key(&t.account_id, &job.id), to_body(&job)?);
         item.expires_at = Some(now + schema::JOB_RETENTION_SECS);
@@ -435,7 +436,19 @@ impl ScoringService {
         if job.status != JobStatus::Running {
             return Ok(Some(job));
         }
+        let now_ms = self.deps.clock.now_ms();
+        if job.lease_until_ms.is_some_and(|t| t > now_ms) {
+            // Another runner is on it and continues it.
+            return Ok(Some(job));
+        }
         job.steps += 1;
+        let margin = std::time::Duration::from_secs(15);
+        let hold = budget.min(std::time::Duration::from_secs(3600)) + margin;
+        job.lease_until_ms = Some(now_ms + hold.as_millis() as i64);
+        if !self.save_job(account_id, &job, version).await? {
+            return Ok(None);
+        }
+        version += 1;
         let rules = self.compiled_rules_of(account_id).await?;
         let group = job_group(&job.id);
         loop {
@@ -456,12 +469,19 @@ impl ScoringService {
                     limit: RESCORE_PAGE,
                 })
                 .await?;
-            let (n, changed) = self
-                .rescore_page(account_id, &rules, &group, &page.items)
+            let deadline = started + budget;
+            let (done, changed) = self
+                .rescore_page(account_id, &rules, &group, &page.items, deadline)
                 .await?;
-            job.processed += n;
+            job.processed += done as u64;
             job.changed += changed;
+            let whole_page = done == page.items.len();
+            if let Some(last) = page.items[..done].last() {
+                job.cursor = Some(last.key.sk.clone());
+            }
             match page.last {
+                // The budget ran out part-way through the page: resume after the last lead done.
+                _ if !whole_page => {}
                 Some(p) => job.cursor = Some(p.key.sk),
                 None => {
                     events::fold_group(
@@ -476,11 +496,16 @@ impl ScoringService {
                     job.total = job.total.max(job.processed);
                 }
             }
+            let stop = job.status != JobStatus::Running || started.elapsed() >= budget;
+            if stop {
+                // Handing over: the next message may start at once.
+                job.lease_until_ms = None;
+            }
             if !self.save_job(account_id, &job, version).await? {
                 return Ok(None);
             }
             version += 1;
-            if job.status != JobStatus::Running || started.elapsed() >= budget {
+            if stop {
                 return Ok(Some(job));
             }
         }
@@ -493,7 +518,8 @@ impl ScoringService {
         rules: &[CompiledRule],
         group: &str,
         items: &[Item],
-    ) -> Result<(u64, u64)> {
+        deadline: std::time::Instant,
+    ) -> Result<(usize, u64)> {
         let set = scoring::RuleSet::new(rules.iter().map(|r| (&r.expr, r.rule.weight)));
         let mut stored = scoring::StoredLeads::new(&set);
         // Only what the rules read is parsed out of each document (see
@@ -510,6 +536,11 @@ impl ScoringService {
         for (i, score) in stored.scores().into_iter().enumerate() {
             if (score - stored.stored_score(i)).abs() < 1e-9 {
                 continue;
+            }
+            // Every lead before this one is done; stop here if the budget is spent (at least
+            // one write per step, so a slow store still makes progress).
+            if i > 0 && std::time::Instant::now() >= deadline {
+                return Ok((i, changed));
             }
             let id = LeadId::from_trusted(stored.id(i));
             let written = match items.get(i) {
@@ -536,7 +567,7 @@ impl ScoringService {
             };
             changed += u64::from(written);
         }
-        Ok((stored.len() as u64, changed))
+        Ok((items.len(), changed))
     }
 
     /// Rescores every lead of the account (`POST /leads/score/batch`): a job run inline within
