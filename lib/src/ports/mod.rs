@@ -7,5 +7,6 @@ mod store;
 
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
 pub use store::{
-    Cond, IndexKey, Item, Key, Page, Position, QueryReq, SkCond, Store, StoreError, Table, WriteOp,
+    Cond, IndexKey, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page,
+    Position, QueryReq, SkCond, Store, StoreError, Table, WriteOp, check_transaction, item_size,
 };
