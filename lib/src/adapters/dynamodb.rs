@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 use crate::error::Error;
 use crate::ports::{
     Clock, Cond, Item, Key, Page, Position, QueryReq, SkCond, Store, StoreError, SystemClock,
-    Table, WriteOp,
+    Table, WriteOp, check_transaction,
 };
 use crate::schema::{self, PK_ATTR, SK_ATTR, TABLES, TTL_ATTR, table_def};
 
@@ -409,7 +409,7 @@ impl Store for DynamoStore {
             SkCond::Lt(a) => add("#s < :a", a, None),
             SkCond::Le(a) => add("#s <= :a", a, None),
         }
-        let start = req.start_after.as_ref().map(|pos| {
+        let mut start = req.start_after.as_ref().map(|pos| {
             let mut m = key_attrs(&pos.key);
             if let Some((ipk, isk)) = &pos.index {
                 m.insert(pk_attr.clone(), s(ipk));
@@ -417,46 +417,60 @@ impl Store for DynamoStore {
             }
             m
         });
-        let out = self
-            .client
-            .query()
-            .table_name(self.name(req.table))
-            .set_index_name(req.index.map(str::to_string))
-            .key_condition_expression(expr)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(vals))
-            .set_exclusive_start_key(start)
-            .scan_index_forward(!req.descending)
-            .limit(req.limit.min(i32::MAX as u32) as i32)
-            .consistent_read(req.index.is_none())
-            .send()
-            .await
-            .map_err(|e| sdk_err("Query", e))?;
-        let now = self.now();
+        let wanted = req.limit as usize;
         let mut items = Vec::new();
-        for m in out.items() {
-            let item = attrs_item(m)?;
-            if item.expires_at.is_none_or(|t| t > now) {
-                items.push(item);
+        // DynamoDB ends a page at 1 MB of data read, and the expired items it returns are
+        // dropped here, so one call may come back short while more items match. The port
+        // promises a full page, so read on from LastEvaluatedKey until the page is full or the
+        // range ends.
+        while items.len() < wanted {
+            let out = self
+                .client
+                .query()
+                .table_name(self.name(req.table))
+                .set_index_name(req.index.map(str::to_string))
+                .key_condition_expression(&expr)
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(vals.clone()))
+                .set_exclusive_start_key(start.take())
+                .scan_index_forward(!req.descending)
+                .limit((wanted - items.len()).min(i32::MAX as usize) as i32)
+                .consistent_read(req.index.is_none())
+                .send()
+                .await
+                .map_err(|e| sdk_err("Query", e))?;
+            let now = self.now();
+            let mut last_live = None;
+            for m in out.items() {
+                let item = attrs_item(m)?;
+                if item.expires_at.is_none_or(|t| t > now) {
+                    items.push(item);
+                    last_live = Some(m);
+                }
+            }
+            if items.len() == wanted {
+                // Each call asks for just the items still missing, so a page fills on the
+                // last item a call read: the position to resume from is that item's.
+                let last = last_live.map(|m| Position {
+                    key: Key::new(
+                        get_s(m, PK_ATTR).unwrap_or_default(),
+                        get_s(m, SK_ATTR).unwrap_or_default(),
+                    ),
+                    index: req.index.map(|_| {
+                        (
+                            get_s(m, &pk_attr).unwrap_or_default(),
+                            get_s(m, &sk_attr).unwrap_or_default(),
+                        )
+                    }),
+                });
+                return Ok(Page { items, last });
+            }
+            match out.last_evaluated_key {
+                Some(lek) => start = Some(lek),
+                None => break,
             }
         }
-        let last = match out.last_evaluated_key() {
-            Some(m) => {
-                let key = Key::new(
-                    get_s(m, PK_ATTR).unwrap_or_default(),
-                    get_s(m, SK_ATTR).unwrap_or_default(),
-                );
-                let index = req.index.map(|_| {
-                    (
-                        get_s(m, &pk_attr).unwrap_or_default(),
-                        get_s(m, &sk_attr).unwrap_or_default(),
-                    )
-                });
-                Some(Position { key, index })
-            }
-            None => None,
-        };
-        Ok(Page { items, last })
+        Ok(Page { items, last: None })
     }
 
     async fn scan(
@@ -506,6 +520,11 @@ impl Store for DynamoStore {
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        check_transaction(&ops)?;
+        if ops.is_empty() {
+            // TransactWriteItems refuses an empty list; an empty group has nothing to apply.
+            return Ok(());
+        }
         let now = self.now();
         for (i, op) in ops.iter().enumerate() {
             if let WriteOp::Add {
@@ -561,5 +580,68 @@ impl Store for DynamoStore {
             }
             return Err(StoreError::Other(sdk_err("TransactWriteItems", err)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{IndexKey, item_size};
+
+    /// The size of the attributes the adapter sends, by DynamoDB's rules: names and strings by
+    /// UTF-8 length, numbers by one byte per two digits (rounded up) plus one, plus the sign.
+    fn attrs_size(m: &Attrs) -> usize {
+        m.iter()
+            .map(|(name, v)| {
+                name.len()
+                    + match v {
+                        AttributeValue::S(s) => s.len(),
+                        AttributeValue::N(n) => {
+                            let digits = n.trim_start_matches('-');
+                            digits.len().div_ceil(2) + 1 + usize::from(n.starts_with('-'))
+                        }
+                        other => panic!("unexpected attribute {other:?}"),
+                    }
+            })
+            .sum()
+    }
+
+    #[test]
+    fn the_port_sizes_items_as_this_adapter_stores_them() {
+        let mut item = Item::new(
+            Key::new("A#acct", "L#cl_1"),
+            r#"{"name":"é"}"#.as_bytes().to_vec(),
+        );
+        assert_eq!(
+            item_size(&item),
+            attrs_size(&item_attrs(Table::Leads, &item))
+        );
+        item.version = 1_234_567;
+        item.counter = -42;
+        item.expires_at = Some(1_900_000_000);
+        item.index_keys = table_def(Table::Leads)
+            .indexes
+            .iter()
+            .map(|d| IndexKey {
+                index: d.name,
+                pk: format!("A#acct#{}", d.name),
+                sk: "cl_1".into(),
+            })
+            .collect();
+        assert_eq!(
+            item_size(&item),
+            attrs_size(&item_attrs(Table::Leads, &item))
+        );
+        // Invalid UTF-8 is sent as U+FFFD.
+        item.body = vec![b'{', 0xff, 0xfe, b'}'];
+        assert_eq!(
+            item_size(&item),
+            attrs_size(&item_attrs(Table::Leads, &item))
+        );
+        let plain = Item::new(Key::new("ACCT#1", "COUNT#leads"), Vec::new());
+        assert_eq!(
+            item_size(&plain),
+            attrs_size(&item_attrs(Table::Accounts, &plain))
+        );
     }
 }

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use crate::error::Error;
 use crate::ports::{
     Clock, Cond, Item, Key, Page, Position, QueryReq, SkCond, Store, StoreError, SystemClock,
-    Table, WriteOp,
+    Table, WriteOp, check_transaction,
 };
 
 /// File name of the database inside the data directory.
@@ -246,17 +246,49 @@ fn apply_op(tx: &Connection, op: &WriteOp, now: i64) -> Result<bool, rusqlite::E
     }
 }
 
+/// The smallest string above every string that starts with `prefix`, or `None` if there is none
+/// (the prefix is empty or made only of U+10FFFF).
+///
+/// SQLite compares TEXT under BINARY collation with `memcmp` over UTF-8, and UTF-8 byte order is
+/// code-point order with no encoded char a prefix of another. So the strings starting with
+/// `prefix` are exactly those from `prefix` up to (excluding) `prefix` with its last char
+/// replaced by the next one; trailing U+10FFFF chars have no next one and are dropped first.
+/// Incrementing the last *byte* instead could give invalid UTF-8 (`\x7f` + 1, `\xbf` + 1); a
+/// char successor keeps the bound a valid TEXT value, so it compares against the key columns
+/// and their primary key as they are.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    for (i, c) in prefix.char_indices().rev() {
+        let next = match c {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(next) = next {
+            let mut bound = String::with_capacity(i + next.len_utf8());
+            bound.push_str(&prefix[..i]);
+            bound.push(next);
+            return Some(bound);
+        }
+    }
+    None
+}
+
 fn sk_clause(col: &str, sk: &SkCond, args: &mut Vec<SqlValue>) -> String {
-    let mut push = |v: &String| {
-        args.push(SqlValue::Text(v.clone()));
+    let mut push = |v: &str| {
+        args.push(SqlValue::Text(v.to_string()));
         format!("?{}", args.len())
     };
     match sk {
         SkCond::Any => String::new(),
-        SkCond::BeginsWith(p) => {
-            let a = push(p);
-            format!(" AND substr({col}, 1, length({a})) = {a}")
-        }
+        // A key range, so SQLite seeks in the primary key instead of testing every key of the
+        // partition (a dedup lookup would otherwise read the whole account).
+        SkCond::BeginsWith(p) => match prefix_upper_bound(p) {
+            Some(upper) => {
+                let a = push(p);
+                let b = push(&upper);
+                format!(" AND {col} >= {a} AND {col} < {b}")
+            }
+            None => format!(" AND {col} >= {}", push(p)),
+        },
         SkCond::Between(a, b) => {
             let a = push(a);
             let b = push(b);
@@ -269,12 +301,15 @@ fn sk_clause(col: &str, sk: &SkCond, args: &mut Vec<SqlValue>) -> String {
     }
 }
 
-fn run_query(conn: &Connection, req: &QueryReq, now: i64) -> Result<Page, Error> {
+/// The SQL and arguments of a query; the last column is the index sort key (NULL on the base
+/// table). Expired items are filtered in SQL so that `LIMIT` counts live items only: a page is
+/// short only at the end of the range, as the port promises.
+fn query_sql(req: &QueryReq, now: i64) -> (String, Vec<SqlValue>) {
     let tbl = table_name(req.table);
     let dir = if req.descending { "DESC" } else { "ASC" };
     let cmp = if req.descending { "<" } else { ">" };
     let mut args: Vec<SqlValue> = vec![SqlValue::Text(tbl.into()), SqlValue::Text(req.pk.clone())];
-    let sql = match req.index {
+    let mut sql = match req.index {
         None => {
             let mut sql = format!(
                 "SELECT {ITEM_COLS}, NULL FROM items i WHERE i.tbl=?1 AND i.pk=?2{}",
@@ -284,7 +319,6 @@ fn run_query(conn: &Connection, req: &QueryReq, now: i64) -> Result<Page, Error>
                 args.push(SqlValue::Text(pos.key.sk.clone()));
                 sql.push_str(&format!(" AND i.sk {cmp} ?{}", args.len()));
             }
-            sql.push_str(&format!(" ORDER BY i.sk {dir}"));
             sql
         }
         Some(index) => {
@@ -311,12 +345,31 @@ fn run_query(conn: &Connection, req: &QueryReq, now: i64) -> Result<Page, Error>
                     a + 2
                 ));
             }
-            sql.push_str(&format!(" ORDER BY x.isk {dir}, x.pk {dir}, x.sk {dir}"));
             sql
         }
     };
+    args.push(SqlValue::Integer(now));
+    sql.push_str(&format!(
+        " AND (i.expires_at IS NULL OR i.expires_at > ?{})",
+        args.len()
+    ));
+    match req.index {
+        None => sql.push_str(&format!(" ORDER BY i.sk {dir}")),
+        Some(_) => sql.push_str(&format!(" ORDER BY x.isk {dir}, x.pk {dir}, x.sk {dir}")),
+    }
     args.push(SqlValue::Integer(i64::from(req.limit)));
-    let sql = format!("{sql} LIMIT ?{}", args.len());
+    sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    (sql, args)
+}
+
+fn run_query(conn: &Connection, req: &QueryReq, now: i64) -> Result<Page, Error> {
+    if req.limit == 0 {
+        return Ok(Page {
+            items: Vec::new(),
+            last: None,
+        });
+    }
+    let (sql, args) = query_sql(req, now);
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(args), |r| {
@@ -324,23 +377,20 @@ fn run_query(conn: &Connection, req: &QueryReq, now: i64) -> Result<Page, Error>
         })
         .map_err(db_err)?;
     let mut items = Vec::new();
-    let mut last = None;
-    let mut read = 0u32;
+    let mut last_isk = None;
     for row in rows {
         let (item, isk) = row.map_err(db_err)?;
-        read += 1;
-        last = Some(Position {
-            key: item.key.clone(),
-            index: isk.map(|s| (req.pk.clone(), s)),
-        });
-        if live(item.expires_at, now) {
-            items.push(item);
-        }
+        items.push(item);
+        last_isk = isk;
     }
-    Ok(Page {
-        items,
-        last: if read >= req.limit { last } else { None },
-    })
+    let last = match items.last() {
+        Some(item) if items.len() == req.limit as usize => Some(Position {
+            key: item.key.clone(),
+            index: last_isk.map(|s| (req.pk.clone(), s)),
+        }),
+        _ => None,
+    };
+    Ok(Page { items, last })
 }
 
 #[async_trait]
@@ -442,6 +492,7 @@ impl Store for SqliteStore {
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        check_transaction(&ops)?;
         self.with_conn(move |c, now| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -456,5 +507,205 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::IndexKey;
+
+    #[test]
+    fn prefix_upper_bounds_are_valid_utf8_successors() {
+        assert_eq!(prefix_upper_bound("P#"), Some("P$".into()));
+        assert_eq!(prefix_upper_bound("P#é"), Some("P#ê".into()));
+        // Incrementing the last byte would give invalid UTF-8 in these two.
+        assert_eq!(prefix_upper_bound("a\u{7F}"), Some("a\u{80}".into()));
+        assert_eq!(prefix_upper_bound("a\u{BF}"), Some("a\u{C0}".into()));
+        assert_eq!(prefix_upper_bound("x€"), Some("x\u{20AD}".into()));
+        assert_eq!(prefix_upper_bound("x\u{D7FF}"), Some("x\u{E000}".into()));
+        assert_eq!(prefix_upper_bound("x\u{FFFF}"), Some("x\u{10000}".into()));
+        assert_eq!(prefix_upper_bound("x😀"), Some("x😁".into()));
+        assert_eq!(
+            prefix_upper_bound("x\u{10FFFF}\u{10FFFF}"),
+            Some("y".into())
+        );
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+        assert_eq!(prefix_upper_bound(""), None);
+    }
+
+    const KEYS: &[&str] = &[
+        "a",
+        "a\u{7F}",
+        "a\u{7F}b",
+        "a\u{80}",
+        "a\u{BF}",
+        "a\u{BF}\u{BF}",
+        "a\u{C0}",
+        "aé",
+        "aéz",
+        "aê",
+        "a€",
+        "a€€",
+        "a\u{20AD}",
+        "a\u{D7FF}",
+        "a\u{D7FF}x",
+        "a\u{E000}",
+        "a\u{FFFF}",
+        "a😀",
+        "a😀x",
+        "a😁",
+        "a\u{10FFFF}",
+        "a\u{10FFFF}\u{10FFFF}",
+        "a\u{10FFFF}\u{10FFFF}z",
+        "b",
+        "\u{10FFFF}",
+        "\u{10FFFF}a",
+    ];
+
+    fn store_with_keys() -> SqliteStore {
+        let store = SqliteStore::in_memory().unwrap();
+        {
+            let conn = store.conn.lock().unwrap();
+            for (i, k) in KEYS.iter().enumerate() {
+                let mut item = Item::new(Key::new("p", *k), b"{}".to_vec());
+                item.index_keys.push(IndexKey {
+                    index: "by_city",
+                    pk: "ip".into(),
+                    sk: (*k).to_string(),
+                });
+                assert!(apply_op(&conn, &put(item), 0).unwrap());
+                // Expired neighbours, in the base table and the index, must never show.
+                let gone_sk = format!("{k}~{i}");
+                let mut gone = Item::new(Key::new("p", gone_sk.clone()), Vec::new());
+                gone.expires_at = Some(1);
+                gone.index_keys.push(IndexKey {
+                    index: "by_city",
+                    pk: "ip".into(),
+                    sk: gone_sk,
+                });
+                assert!(apply_op(&conn, &put(gone), 0).unwrap());
+            }
+        }
+        store
+    }
+
+    fn put(item: Item) -> WriteOp {
+        WriteOp::Put {
+            table: Table::Leads,
+            item,
+            cond: Cond::Always,
+        }
+    }
+
+    fn req(index: Option<&'static str>, prefix: &str) -> QueryReq {
+        QueryReq {
+            table: Table::Leads,
+            index,
+            pk: if index.is_some() { "ip" } else { "p" }.into(),
+            sk: SkCond::BeginsWith(prefix.into()),
+            start_after: None,
+            descending: false,
+            limit: 1000,
+        }
+    }
+
+    #[test]
+    fn prefix_queries_return_exactly_the_keys_with_the_prefix() {
+        let store = store_with_keys();
+        let conn = store.conn.lock().unwrap();
+        let mut prefixes: Vec<String> = vec![String::new()];
+        for k in KEYS {
+            for (i, c) in k.char_indices() {
+                prefixes.push(k[..i + c.len_utf8()].to_string());
+            }
+        }
+        for prefix in &prefixes {
+            let mut want: Vec<&str> = KEYS
+                .iter()
+                .copied()
+                .filter(|k| k.starts_with(prefix.as_str()))
+                .collect();
+            want.sort_unstable();
+            for index in [None, Some("by_city")] {
+                let page = run_query(&conn, &req(index, prefix), 10).unwrap();
+                let got: Vec<&str> = page.items.iter().map(|i| i.key.sk.as_str()).collect();
+                assert_eq!(got, want, "prefix {prefix:?} on {index:?}");
+            }
+        }
+    }
+
+    /// The detail lines of SQLite's plan for a query.
+    fn plan(conn: &Connection, req: &QueryReq) -> Vec<String> {
+        let (sql, args) = query_sql(req, 0);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn prefix_queries_seek_a_key_range_in_the_primary_key() {
+        let store = store_with_keys();
+        let conn = store.conn.lock().unwrap();
+        let base = plan(&conn, &req(None, "P#+331234#"));
+        assert_eq!(
+            base,
+            ["SEARCH i USING PRIMARY KEY (tbl=? AND pk=? AND sk>? AND sk<?)"],
+            "{base:?}"
+        );
+        let index = plan(&conn, &req(Some("by_city"), "aé"));
+        assert_eq!(
+            index,
+            [
+                "SEARCH x USING PRIMARY KEY (tbl=? AND idx=? AND ipk=? AND isk>? AND isk<?)",
+                "SEARCH i USING PRIMARY KEY (tbl=? AND pk=? AND sk=?)"
+            ],
+            "{index:?}"
+        );
+        // Resuming and descending order keep the seek (no scan, no sort).
+        let mut r = req(None, "P#");
+        r.descending = true;
+        r.start_after = Some(Position {
+            key: Key::new("p", "P#5"),
+            index: None,
+        });
+        for line in plan(&conn, &r) {
+            assert!(line.starts_with("SEARCH i USING PRIMARY KEY"), "{line}");
+            assert!(line.contains("sk>?") && line.contains("sk<?"), "{line}");
+        }
+    }
+
+    #[test]
+    fn pages_skip_expired_items_without_coming_up_short() {
+        let store = store_with_keys();
+        let conn = store.conn.lock().unwrap();
+        let mut r = req(None, "a");
+        r.limit = 5;
+        let mut seen = Vec::new();
+        loop {
+            let page = run_query(&conn, &r, 10).unwrap();
+            let n = page.items.len();
+            seen.extend(page.items.into_iter().map(|i| i.key.sk));
+            match page.last {
+                Some(p) => {
+                    assert_eq!(n, 5);
+                    assert_eq!(Some(&p.key.sk), seen.last());
+                    r.start_after = Some(p);
+                }
+                None => {
+                    assert!(n < 5);
+                    break;
+                }
+            }
+        }
+        let mut want: Vec<&str> = KEYS
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with('a'))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(seen, want);
     }
 }

@@ -10,6 +10,7 @@ mod webhook_sender;
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
 pub use queue::{JobQueue, JobSource, OutMessage, Received};
 pub use store::{
-    Cond, IndexKey, Item, Key, Page, Position, QueryReq, SkCond, Store, StoreError, Table, WriteOp,
+    Cond, IndexKey, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page,
+    Position, QueryReq, SkCond, Store, StoreError, Table, WriteOp, check_transaction, item_size,
 };
 pub use webhook_sender::{Attempt, Outgoing, WebhookSender};
