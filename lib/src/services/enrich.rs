@@ -256,8 +256,6 @@ impl LeadService {
     /// grouped event.
     pub async fn rescore_all(&self, t: &Tenant) -> Result<(usize, usize)> {
         let rules = self.compiled_rules(t).await?;
-        let set = scoring::RuleSet::new(rules.iter().map(|r| (&r.expr, r.rule.weight)));
-        let mut stored = scoring::StoredLeads::new(&set);
         let group = self.deps.ids.random().to_string();
         let mut start = None;
         let mut total = 0usize;
@@ -276,39 +274,26 @@ impl LeadService {
                     limit: 200,
                 })
                 .await?;
-            // Only what the rules read is parsed out of each document (see
-            // `scoring::StoredLeads`); a lead whose score changed is then parsed whole from the
-            // same document and written back if no one changed it since it was read, else
-            // reloaded and rescored.
-            stored.clear();
+            total += page.items.len();
             for item in &page.items {
-                stored.push(&item.body).map_err(|e| {
-                    Error::internal(format!("corrupt stored document {}: {e}", item.key.sk))
-                })?;
-            }
-            total += stored.len();
-            for (i, score) in stored.scores().into_iter().enumerate() {
-                if (score - stored.stored_score(i)).abs() < 1e-9 {
+                // A changed score is written from the document just read, if no one changed the
+                // lead since; otherwise the lead is reloaded and rescored.
+                let mut lead: Lead = from_body(&item.body)?;
+                let score = score_of(&rules, &lead);
+                if (score - lead.score).abs() < 1e-9 {
                     continue;
                 }
-                let id = stored.id(i);
-                let written = match page.items.get(i) {
-                    Some(item) => {
-                        let mut lead: Lead = from_body(&item.body)?;
-                        lead.score = score;
-                        let ops = self.score_ops(t, &lead, item.version, Some(&group))?;
-                        match self.deps.store.transact(ops).await {
-                            Ok(()) => Some(score),
-                            Err(StoreError::ConditionFailed(_)) => {
-                                self.write_score(t, id, &rules, Some(&group)).await?
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
+                lead.score = score;
+                let ops = self.score_ops(t, &lead, item.version, Some(&group))?;
+                let written = match self.deps.store.transact(ops).await {
+                    Ok(()) => Some(score),
+                    Err(StoreError::ConditionFailed(_)) => {
+                        self.write_score(t, &lead.id, &rules, Some(&group)).await?
                     }
-                    None => self.write_score(t, id, &rules, Some(&group)).await?,
+                    Err(e) => return Err(e.into()),
                 };
                 if let Some(score) = written {
-                    changed.push(serde_json::json!({ "id": id, "score": score }));
+                    changed.push(serde_json::json!({ "id": lead.id, "score": score }));
                 }
             }
             match page.last {
