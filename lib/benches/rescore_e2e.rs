@@ -95,15 +95,15 @@ fn lead(i: usize, id: String, now: i64) -> Lead {
             value: json!(pick(5000, 5)),
         },
     ];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         attributes.push(Attribute {
             id: format!("a{i}_3"),
             name: "verified".into(),
             ty: AttrType::Bool,
-            value: json!(i % 4 == 0),
+            value: json!(i.is_multiple_of(4)),
         });
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         attributes.push(Attribute {
             id: format!("a{i}_4"),
             name: "languages".into(),
@@ -119,7 +119,7 @@ fn lead(i: usize, id: String, now: i64) -> Lead {
             city
         ),
         source: SOURCES[pick(4, 6)].into(),
-        description: (i % 3 == 0)
+        description: (i.is_multiple_of(3))
             .then(|| format!("Family business number {i}, est. 19{}", i % 100)),
         address: Some(format!("{} rue de la Paix", 1 + i % 200)),
         city: Some(city.into()),
@@ -134,7 +134,7 @@ fn lead(i: usize, id: String, now: i64) -> Lead {
         postal_code: Some(format!("{:05}", 10_000 + i % 90_000)),
         latitude: Some(43.0 + (i % 700) as f64 / 100.0),
         longitude: Some(-1.0 + (i % 900) as f64 / 100.0),
-        phone: (i % 4 != 0).then(|| {
+        phone: (!i.is_multiple_of(4)).then(|| {
             format!(
                 "+33 1 {:02} {:02} {:02} {:02}",
                 i % 97,
@@ -144,7 +144,7 @@ fn lead(i: usize, id: String, now: i64) -> Lead {
             )
         }),
         email: (i % 3 != 1).then(|| format!("contact{i}@example.com")),
-        website: (i % 2 == 0).then(|| format!("https://www.company{i}.example")),
+        website: (i.is_multiple_of(2)).then(|| format!("https://www.company{i}.example")),
         rating: (i % 12 != 5).then(|| pick(51, 7) as f64 / 10.0),
         review_count: Some(pick(2000, 8) as u32),
         category: Some(CATEGORIES[pick(5, 9)].into()),
@@ -195,7 +195,7 @@ async fn load(app: &App, t: &Tenant, n: usize) -> Vec<Lead> {
                 item,
                 cond: Cond::NotExists,
             });
-            if k % 997 == 0 {
+            if k.is_multiple_of(997) {
                 sample.push(l);
             }
         }
