@@ -1,22 +1,17 @@
 //! Scoring benchmarks: parsing a rule, evaluating a 10-node expression on one lead (target
-//! < 50 ns, no allocation by design: see `klozeo_core::domain::scoring`), and rescoring 100,000
-//! leads with 3 rules (target < 10 ms of CPU).
+//! < 50 ns, no allocation by design: see `klozeo_core::domain::scoring`), and the CPU of
+//! rescoring 100,000 leads with 3 rules.
 //!
-//! Rescoring is measured as the service does it (`LeadService::rescore_all`): leads come from
-//! the store in pages of 200 stored JSON documents, each read into `StoredLeads` (only the id,
-//! the stored score and what the rules read; the rule set's leaves are computed as each document
-//! is read) and scored by the `RuleSet`. The target row is the scoring of 100,000 leads held in
-//! memory in that form. The service rows count everything, reading the documents included,
-//! against the way before (each document parsed into a whole `Lead`, then scored). Reference
-//! rows: 100,000 whole `Lead`s held in memory, scored by the rule set and lead by lead (what the
-//! memory system adds when each lead is a struct and a dozen allocations), the memory floor of
-//! that walk, and 1,000 leads that fit in the cache.
+//! Rescoring is measured as `LeadService::rescore_all` does it: each stored JSON document parsed
+//! into a `Lead`, then scored. A second row scores 100,000 leads already held in memory, and a
+//! third 1,000 leads that stay in the cache. The wall time of a whole rule change on the
+//! embedded store, writes included, is the `rescore_e2e` benchmark.
 //!
 //! Run with `cargo bench -p klozeo-core --bench scoring`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use klozeo_core::domain::lead::Lead;
-use klozeo_core::domain::scoring::{Expr, LANES, RuleSet, StoredLeads, score};
+use klozeo_core::domain::scoring::{Expr, score};
 use std::hint::black_box;
 
 /// Ten nodes: 3 fields, 5 constants, and the `*`, `==`, two ternaries and two `+` above them.
@@ -75,51 +70,18 @@ fn evaluation(c: &mut Criterion) {
     });
 }
 
-/// Reads and rescores the stored leads as `LeadService::rescore_all` does: pages of 200
-/// documents, each read into `stored` (only what the rules read) and scored; yields how many
-/// scores changed.
-fn read_and_rescore(stored_docs: &[Vec<u8>], stored: &mut StoredLeads<'_>) -> usize {
+/// Reads and rescores stored leads as `LeadService::rescore_all` does: each document parsed
+/// into a `Lead` and scored; yields how many scores changed.
+fn read_and_rescore(stored_docs: &[Vec<u8>], rules: &[(&Expr, f64)]) -> usize {
     let mut changed = 0;
-    for page in stored_docs.chunks(200) {
-        stored.clear();
-        for d in page {
-            stored.push(d).expect("valid lead");
-        }
-        for (i, s) in stored.scores().into_iter().enumerate() {
-            changed += usize::from((s - stored.stored_score(i)).abs() >= 1e-9);
-        }
+    for d in stored_docs {
+        let lead: Lead = serde_json::from_slice(d).expect("valid lead");
+        changed += usize::from((score(rules, &lead) - lead.score).abs() >= 1e-9);
     }
     changed
 }
 
-/// The way before `StoredLeads`: each page parsed into whole leads, a group of `LANES` at a
-/// time, and scored by the rule set.
-fn parse_and_rescore(stored_docs: &[Vec<u8>], set: &RuleSet) -> usize {
-    let mut changed = 0;
-    for page in stored_docs.chunks(200) {
-        for group in page.chunks(LANES) {
-            let leads: Vec<Lead> = group
-                .iter()
-                .map(|d| serde_json::from_slice(d).expect("valid lead"))
-                .collect();
-            for (l, s) in leads.iter().zip(set.scores(&leads)) {
-                changed += usize::from((s - l.score).abs() >= 1e-9);
-            }
-        }
-    }
-    changed
-}
-
-/// Rescores `leads` with the rule set, as `rescore_all` does.
-fn with_set(set: &RuleSet, leads: &mut [Lead]) {
-    let scores = set.scores(leads);
-    for (lead, s) in leads.iter_mut().zip(scores) {
-        lead.score = s;
-    }
-    black_box(leads);
-}
-
-/// Rescores `leads` one at a time, as a single write does.
+/// Rescores `leads` one at a time.
 fn one_by_one(rules: &[(&Expr, f64)], leads: &mut [Lead]) {
     for lead in leads.iter_mut() {
         lead.score = score(rules, lead);
@@ -128,67 +90,31 @@ fn one_by_one(rules: &[(&Expr, f64)], leads: &mut [Lead]) {
 }
 
 fn rescoring(c: &mut Criterion) {
-    let data = leads(100_000);
     let a = Expr::parse(TEN_NODES).expect("valid");
     let b = Expr::parse("attr_employees > 500 ? 20 : attr_employees / 50").expect("valid");
     let t = Expr::parse("tags == 'vip' && email ? 15 : 0").expect("valid");
     let rules = [(&a, 1.0), (&b, 0.5), (&t, 1.0)];
-    let stored_docs: Vec<Vec<u8>> = data
+    let stored_docs: Vec<Vec<u8>> = leads(100_000)
         .iter()
         .map(|l| serde_json::to_vec(l).expect("serializable"))
         .collect();
-    // Held in memory as a process that loaded them would hold them: parsed one after another.
-    drop(data);
-    let mut data: Vec<Lead> = stored_docs
-        .iter()
-        .map(|d| serde_json::from_slice(d).expect("valid lead"))
-        .collect();
-    let set = RuleSet::new(rules);
-    let mut stored = StoredLeads::new(&set);
-    assert_eq!(
-        read_and_rescore(&stored_docs, &mut stored),
-        parse_and_rescore(&stored_docs, &set)
-    );
     let mut group = c.benchmark_group("service");
     // Each iteration reads 100,000 documents, so take fewer samples.
     group.sample_size(10);
     group.bench_function(
-        "read and rescore 100k stored leads with 3 rules (rescore_all, all CPU)",
-        |bench| bench.iter(|| read_and_rescore(&stored_docs, &mut stored)),
-    );
-    group.bench_function(
-        "parse 100k stored leads whole and rescore them (the way before, all CPU)",
-        |bench| bench.iter(|| parse_and_rescore(&stored_docs, &set)),
+        "read and rescore 100k stored leads with 3 rules (rescore_all's CPU)",
+        |bench| bench.iter(|| read_and_rescore(&stored_docs, &rules)),
     );
     group.finish();
-    // What rescoring keeps of 100,000 leads, all held in memory at once.
-    let mut all = StoredLeads::new(&set);
-    for d in &stored_docs {
-        all.push(d).expect("valid lead");
-    }
-    c.bench_function(
-        "rescore 100k leads with 3 rules, held in memory as read for rescoring",
-        |bench| bench.iter(|| black_box(all.scores())),
-    );
-    c.bench_function(
-        "rescore 100k leads with 3 rules as a rule set, all held in memory",
-        |bench| bench.iter(|| with_set(&set, &mut data)),
-    );
-    c.bench_function(
-        "rescore 100k leads with 3 rules lead by lead, all held in memory",
-        |bench| bench.iter(|| one_by_one(&rules, &mut data)),
-    );
-    // For reading the line above: the memory floor (a rule that reads nothing still walks and
-    // writes every lead) and the compute cost (the same rules on leads that fit in the cache).
-    let zero = Expr::parse("0").expect("valid");
-    c.bench_function("rescore 100k leads with a rule reading nothing", |bench| {
-        bench.iter(|| one_by_one(&[(&zero, 1.0)], &mut data))
+    // Held in memory as a process that loaded them would hold them: parsed one after another.
+    let mut data: Vec<Lead> = stored_docs
+        .iter()
+        .map(|d| serde_json::from_slice(d).expect("valid lead"))
+        .collect();
+    c.bench_function("rescore 100k leads with 3 rules, held in memory", |bench| {
+        bench.iter(|| one_by_one(&rules, &mut data))
     });
     let mut few = leads(1_000);
-    c.bench_function(
-        "rescore 1k cache-resident leads with 3 rules as a rule set",
-        |bench| bench.iter(|| with_set(&set, &mut few)),
-    );
     c.bench_function("rescore 1k cache-resident leads with 3 rules", |bench| {
         bench.iter(|| one_by_one(&rules, &mut few))
     });

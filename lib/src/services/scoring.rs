@@ -520,21 +520,12 @@ impl ScoringService {
         items: &[Item],
         deadline: std::time::Instant,
     ) -> Result<(usize, u64)> {
-        let set = scoring::RuleSet::new(rules.iter().map(|r| (&r.expr, r.rule.weight)));
-        let mut stored = scoring::StoredLeads::new(&set);
-        // Only what the rules read is parsed out of each document (see
-        // `scoring::StoredLeads`); a lead whose score changed is then parsed whole from the
-        // same document and written back if no one changed it since it was read, else
-        // reloaded and rescored.
-        for item in items {
-            stored.push(&item.body).map_err(|e| {
-                Error::internal(format!("corrupt stored document {}: {e}", item.key.sk))
-            })?;
-        }
         let mode = EventMode::Member(group);
         let mut changed = 0;
-        for (i, score) in stored.scores().into_iter().enumerate() {
-            if (score - stored.stored_score(i)).abs() < 1e-9 {
+        for (i, item) in items.iter().enumerate() {
+            let mut lead: Lead = from_body(&item.body)?;
+            let score = score_of(rules, &lead);
+            if (score - lead.score).abs() < 1e-9 {
                 continue;
             }
             // Every lead before this one is done; stop here if the budget is spent (at least
@@ -542,28 +533,20 @@ impl ScoringService {
             if i > 0 && std::time::Instant::now() >= deadline {
                 return Ok((i, changed));
             }
-            let id = LeadId::from_trusted(stored.id(i));
-            let written = match items.get(i) {
-                Some(item) => {
-                    let mut lead: Lead = from_body(&item.body)?;
-                    lead.score = score;
-                    match self
-                        .score_txn(account_id, &lead, item.version, mode)?
-                        .commit(&*self.deps.store)
-                        .await
-                    {
-                        Ok(()) => true,
-                        Err(TxnError::Failed(_)) => self
-                            .write_score(account_id, &id, rules, mode)
-                            .await?
-                            .is_some(),
-                        Err(TxnError::Store(e)) => return Err(e),
-                    }
-                }
-                None => self
-                    .write_score(account_id, &id, rules, mode)
+            // A changed score is written from the document just read, if no one changed the
+            // lead since; otherwise the lead is reloaded and rescored.
+            lead.score = score;
+            let written = match self
+                .score_txn(account_id, &lead, item.version, mode)?
+                .commit(&*self.deps.store)
+                .await
+            {
+                Ok(()) => true,
+                Err(TxnError::Failed(_)) => self
+                    .write_score(account_id, &LeadId::from_trusted(&lead.id), rules, mode)
                     .await?
                     .is_some(),
+                Err(TxnError::Store(e)) => return Err(e),
             };
             changed += u64::from(written);
         }
