@@ -5,6 +5,7 @@
 //! klozeo account create --email EMAIL [--plan PLAN]
 //! klozeo key create|list|revoke --email EMAIL ...
 //! klozeo dynamodb create-tables
+//! klozeo sqs create-queues
 //! ```
 
 use std::path::PathBuf;
@@ -37,6 +38,20 @@ enum Cmd {
     /// DynamoDB operations.
     #[command(subcommand)]
     Dynamodb(DynamoCmd),
+    /// SQS operations.
+    #[command(subcommand)]
+    Sqs(SqsCmd),
+}
+
+#[derive(Subcommand)]
+enum SqsCmd {
+    /// Create the jobs queue and its dead-letter queue (idempotent) and print their URLs, for
+    /// emulators; `klozeo serve --store dynamodb` uses them with KLOZEO_JOBS_QUEUE_URL.
+    CreateQueues {
+        /// Prefix of the queue names (`<prefix>jobs`, `<prefix>jobs-dlq`).
+        #[arg(long, env = "KLOZEO_TABLE_PREFIX", default_value = "klozeo-local-")]
+        prefix: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -245,6 +260,7 @@ async fn main() -> Result<()> {
             println!("revoked key {id}");
             Ok(())
         }
+        Cmd::Sqs(SqsCmd::CreateQueues { prefix }) => create_queues(&prefix).await,
         Cmd::Dynamodb(DynamoCmd::CreateTables { table_prefix }) => {
             let roots = config::tls_roots_from_env(TlsRoots::System)?;
             let store = klozeo_core::app::dynamo_store(&table_prefix, roots).await;
@@ -258,6 +274,17 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn create_queues(prefix: &str) -> Result<()> {
+    let roots = config::tls_roots_from_env(TlsRoots::System)?;
+    let sdk = klozeo_core::app::sdk_config(roots).await;
+    let q =
+        klozeo_core::adapters::sqs::SqsQueue::create(klozeo_core::app::sqs_client(&sdk), prefix)
+            .await?;
+    println!("KLOZEO_JOBS_QUEUE_URL={}", q.url());
+    println!("KLOZEO_JOBS_DLQ_URL={}", q.dlq_url().unwrap_or_default());
+    Ok(())
 }
 
 async fn find(app: &App, email: &str) -> Result<klozeo_core::domain::account::Account> {

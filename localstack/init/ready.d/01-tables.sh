@@ -45,3 +45,10 @@ if ! AWS_ENDPOINT_URL="$endpoint" \
     "See localstack/README.md." >&2
   exit 1
 fi
+
+echo "klozeo: creating the jobs queues ${prefix}jobs and ${prefix}jobs-dlq"
+AWS_ENDPOINT_URL="$endpoint" \
+  AWS_REGION="${AWS_DEFAULT_REGION:-us-east-1}" \
+  AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" \
+  AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}" \
+  "$bin" sqs create-queues --prefix "$prefix"
