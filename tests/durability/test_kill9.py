@@ -31,9 +31,9 @@ def free_port():
     return port
 
 
-def start(data_dir, port):
+def start(data_dir, port, *extra):
     proc = subprocess.Popen(
-        [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
+        [BIN, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
