@@ -142,16 +142,7 @@ impl App {
             None => Self::with_store(store, config),
             Some(q) => {
                 let q = Arc::new(q);
-                let sender: Arc<dyn WebhookSender> =
-                    Arc::new(HttpSender::new(config.webhooks.allow_private)?);
-                Self::compose(
-                    store,
-                    Arc::new(SystemClock),
-                    Arc::new(UuidIds),
-                    (q.clone(), Some(q)),
-                    sender,
-                    config,
-                )
+                Self::on_system_clock(store, (q.clone(), Some(q)), config)
             }
         }
     }
@@ -183,13 +174,23 @@ impl App {
                 Arc::new(UuidIds),
             )),
         };
+        Self::on_system_clock(store, (queue, None), config)
+    }
+
+    /// Wires the services over `store` and the jobs queue, with the real clock, ids and
+    /// webhook sender.
+    fn on_system_clock(
+        store: Arc<dyn Store>,
+        queue: (Arc<dyn JobQueue>, Option<Arc<dyn JobSource>>),
+        config: &Config,
+    ) -> Result<App> {
         let sender: Arc<dyn WebhookSender> =
             Arc::new(HttpSender::new(config.webhooks.allow_private)?);
         Self::compose(
             store,
             Arc::new(SystemClock),
             Arc::new(UuidIds),
-            (queue, None),
+            queue,
             sender,
             config,
         )

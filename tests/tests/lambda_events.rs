@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use klozeo_core::edges::http::{Routes, service};
 use klozeo_core::edges::lambda::handle;
-use klozeo_tests::{Backend, TestServer, backends};
+use klozeo_tests::{Backend, TestServer, backends, urlencode};
 use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
 use reqwest::{Client, Method};
@@ -167,17 +167,6 @@ impl Answer {
     fn cursor(&self) -> String {
         self.body["next_cursor"].as_str().unwrap().to_string()
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The fixture `payload/name.json` with every `{{VAR}}` in its strings replaced.
