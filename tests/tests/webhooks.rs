@@ -293,6 +293,29 @@ async fn every_event_kind_arrives_once_signed_both_ways() {
             assert_eq!(d["attempts"], 1, "{d}");
             assert_eq!(d["last_status_code"], 200, "{d}");
         }
+
+        // A rescoring run that changes nothing still reports itself, with count 0; a single
+        // lead whose score moves reports lead.scored beside lead.updated.
+        let (st, v) = api.send(Method::POST, "/leads/score/batch", None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let id2 = api
+            .create_lead(json!({"name": "Later", "source": "s", "rating": 1.0}))
+            .await;
+        api.send(
+            Method::PATCH,
+            &format!("/leads/{id2}"),
+            Some(json!({"rating": 2.0})),
+        )
+        .await;
+        rx.wait_for(30, "the empty run and the moved score", |got| {
+            let ev: Vec<&Value> = got.iter().map(|r| &r.json).collect();
+            ev.iter().any(|j| {
+                j["event"] == "leads.scored" && j["data"] == json!({"leads": [], "count": 0})
+            }) && ev.iter().any(|j| {
+                j["event"] == "lead.scored" && j["data"] == json!({"id": id2, "score": 20.0})
+            })
+        })
+        .await;
     }
 }
 

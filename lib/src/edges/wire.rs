@@ -507,6 +507,13 @@ pub struct RuleResponse {
     pub job_id: Option<String>,
 }
 
+/// `GET /health` answer (no key needed).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct HealthResponse {
+    /// Always `ok` while the process serves.
+    pub status: &'static str,
+}
+
 /// `GET /jobs/{id}` answer.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct JobResponse {

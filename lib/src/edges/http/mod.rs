@@ -134,7 +134,7 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
     Router::new()
         .route(
             "/health",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
         )
         .nest(API_PREFIX, api)
         .fallback(not_found)
