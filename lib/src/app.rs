@@ -151,8 +151,10 @@ impl App {
 impl App {
     /// The application of a Lambda function: DynamoDB, and SQS for jobs when
     /// `KLOZEO_JOBS_QUEUE_URL` is set. Built without the embedded store, so the linker leaves
-    /// SQLite out of the function packages.
-    pub async fn build_lambda(config: &Config) -> Result<App> {
+    /// SQLite out of the function packages. The function that delivers webhooks passes
+    /// [`webhook_sender`]; the others pass [`no_webhook_sender`], so the HTTP client and its
+    /// TLS roots are left out of their packages too.
+    pub async fn build_lambda(config: &Config, sender: Arc<dyn WebhookSender>) -> Result<App> {
         let StoreConfig::Dynamo {
             table_prefix,
             tls_roots,
@@ -174,7 +176,14 @@ impl App {
                 Arc::new(UuidIds),
             )),
         };
-        Self::on_system_clock(store, (queue, None), config)
+        Self::compose(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(UuidIds),
+            (queue, None),
+            sender,
+            config,
+        )
     }
 
     /// Wires the services over `store` and the jobs queue, with the real clock, ids and
@@ -194,6 +203,28 @@ impl App {
             sender,
             config,
         )
+    }
+}
+
+/// The webhook sender of a process that delivers webhooks.
+pub fn webhook_sender(config: &Config) -> Result<Arc<dyn WebhookSender>> {
+    Ok(Arc::new(HttpSender::new(config.webhooks.allow_private)?))
+}
+
+/// The webhook sender of a process that never delivers (the API functions: deliveries are the
+/// worker's). Were it ever called, the attempt fails and is retried, so nothing is lost.
+pub fn no_webhook_sender() -> Arc<dyn WebhookSender> {
+    Arc::new(NoSender)
+}
+
+struct NoSender;
+
+#[async_trait::async_trait]
+impl WebhookSender for NoSender {
+    async fn post(&self, _req: crate::ports::Outgoing) -> crate::ports::Attempt {
+        crate::ports::Attempt::NoAnswer {
+            error: "this process does not deliver webhooks".into(),
+        }
     }
 }
 

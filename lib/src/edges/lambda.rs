@@ -53,13 +53,15 @@ async fn init(
     + 'static,
     lambda_http::Error,
 > {
-    let app = init_app().await?;
+    let app = init_app(|_| Ok(crate::app::no_webhook_sender())).await?;
     Ok(service(app, routes))
 }
 
 /// Starts logging, reads the configuration and composes the application on DynamoDB (and
-/// SQS, when `KLOZEO_JOBS_QUEUE_URL` is set).
-async fn init_app() -> Result<Arc<App>, lambda_http::Error> {
+/// SQS, when `KLOZEO_JOBS_QUEUE_URL` is set), with the webhook sender `sender` builds.
+async fn init_app(
+    sender: impl FnOnce(&Config) -> crate::Result<Arc<dyn crate::ports::WebhookSender>>,
+) -> Result<Arc<App>, lambda_http::Error> {
     // Logging first, so a later failure is logged; a bad log level still leaves the default.
     let level = config::log_level_from_env();
     let max = level
@@ -73,7 +75,8 @@ async fn init_app() -> Result<Arc<App>, lambda_http::Error> {
         .init();
     level?;
     let config = Config::lambda_from_env()?;
-    Ok(Arc::new(App::build_lambda(&config).await?))
+    let sender = sender(&config)?;
+    Ok(Arc::new(App::build_lambda(&config, sender).await?))
 }
 
 /// Reports a failed start to the Runtime API and logs it.
@@ -91,7 +94,7 @@ fn start_failed(e: &lambda_http::Error) {
 /// events become deliveries), and a schedule that sweeps what the stream left (orphaned batch
 /// members, events whose dispatch failed).
 pub async fn run_worker() -> Result<(), lambda_http::Error> {
-    let app = match init_app().await {
+    let app = match init_app(crate::app::webhook_sender).await {
         Ok(app) => app,
         Err(e) => {
             start_failed(&e);
