@@ -100,6 +100,29 @@ impl Receiver {
     }
 }
 
+/// Polls the webhook's delivery log until a delivery satisfies `pred`, or fails after `secs`.
+async fn wait_for_delivery(
+    api: &Api,
+    hook: &str,
+    secs: u64,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, log) = api.get(&format!("/webhooks/{hook}/deliveries")).await;
+        if let Some(d) = log["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| pred(d))
+        {
+            return d.clone();
+        }
+        assert!(Instant::now() < deadline, "no such delivery: {log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn header(r: &Received, name: &str) -> String {
     r.headers
         .get(name)
@@ -485,20 +508,7 @@ async fn failed_deliveries_are_logged_and_can_be_retried_and_tested() {
             .await;
         let hid = hook["id"].as_str().unwrap().to_string();
         api.create_lead(json!({"name": "F", "source": "s"})).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let failed = loop {
-            let (_, log) = api.get(&format!("/webhooks/{hid}/deliveries")).await;
-            if let Some(d) = log["deliveries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|d| d["status"] == "failed")
-            {
-                break d.clone();
-            }
-            assert!(Instant::now() < deadline, "{b:?}: {log}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let failed = wait_for_delivery(&api, &hid, 30, |d| d["status"] == "failed").await;
         assert_eq!(failed["attempts"], 4, "{failed}");
         assert_eq!(failed["last_status_code"], 500, "{failed}");
         assert!(
@@ -573,21 +583,12 @@ async fn a_private_target_is_refused_without_the_opt_in() {
         assert_eq!(st, StatusCode::CREATED, "{hook}");
         let hid = hook["id"].as_str().unwrap().to_string();
         api.create_lead(json!({"name": "P", "source": "s"})).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (_, log) = api.get(&format!("/webhooks/{hid}/deliveries")).await;
-            let d = log["deliveries"][0].clone();
-            if d["status"] == "failed" {
-                assert!(
-                    d["last_error"].as_str().unwrap().contains("refused target"),
-                    "{d}"
-                );
-                assert_eq!(d["last_status_code"], Value::Null);
-                break;
-            }
-            assert!(Instant::now() < deadline, "{b:?}: {log}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let d = wait_for_delivery(&api, &hid, 30, |d| d["status"] == "failed").await;
+        assert!(
+            d["last_error"].as_str().unwrap().contains("refused target"),
+            "{b:?}: {d}"
+        );
+        assert_eq!(d["last_status_code"], Value::Null);
         assert!(
             rx.received().is_empty(),
             "nothing reached the private target"
