@@ -94,8 +94,9 @@ fn grouped_payload(kind: EventKind, members: Vec<serde_json::Value>) -> serde_js
 /// rescoring run that changed nothing still reports `leads.scored` with `count: 0`).
 ///
 /// Members are found by the group's key prefix, never by scanning recent events. Each
-/// grouped event is written atomically with the deletion of the members it reports, so a
-/// crash part-way leaves only unreported members, which a later fold reports.
+/// grouped event is written in one transaction with the deletion of its first 90 members (a
+/// transaction holds at most 100 writes), the rest right after; a crash in between leaves
+/// members that a later fold (the dispatcher's, for orphans) reports again: at least once.
 pub async fn fold_group(
     deps: &Deps,
     account_id: &str,
