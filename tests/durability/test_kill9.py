@@ -75,13 +75,9 @@ def all_ids(port, key):
         cursor = page["next_cursor"]
 
 
-@pytest.mark.skipif(not BIN, reason="KLOZEO_BIN is not set")
-def test_acknowledged_creates_survive_kill_9_and_restart():
-    data_dir = tempfile.mkdtemp()
-    port = free_port()
-    proc, key = start(data_dir, port)
-    assert key, "first start must print the development account's key"
-
+def stream_creates(port, key, prefix, writers):
+    """Starts `writers` threads creating leads until the returned event is set; the ids of the
+    creates answered 201 collect in the returned list. A writer stops when the server dies."""
     acked, lock, stop = [], threading.Lock(), threading.Event()
 
     def writer(n):
@@ -90,16 +86,27 @@ def test_acknowledged_creates_survive_kill_9_and_restart():
             i += 1
             try:
                 status, body = call(port, key, "POST", "/leads",
-                                    {"name": f"w{n}-{i}", "source": "durability"})
+                                    {"name": f"{prefix}{n}-{i}", "source": "durability"})
             except (urllib.error.URLError, ConnectionError, OSError):
                 return  # the server died mid-request: not acknowledged
             if status == 201:
                 with lock:
                     acked.append(body["id"])
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
     for t in threads:
         t.start()
+    return acked, stop, threads
+
+
+@pytest.mark.skipif(not BIN, reason="KLOZEO_BIN is not set")
+def test_acknowledged_creates_survive_kill_9_and_restart():
+    data_dir = tempfile.mkdtemp()
+    port = free_port()
+    proc, key = start(data_dir, port)
+    assert key, "first start must print the development account's key"
+
+    acked, stop, threads = stream_creates(port, key, "w", 6)
     time.sleep(2.0)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -13,13 +13,12 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from test_kill9 import BIN, call, free_port, start
+from test_kill9 import BIN, call, free_port, start, stream_creates
 
 EMULATOR = os.environ.get("KLOZEO_TEST_DYNAMODB_ENDPOINT", "")
 STORES = ["embedded"] + (["dynamodb"] if EMULATOR else [])
@@ -80,24 +79,7 @@ def test_no_delivery_is_lost_when_the_server_is_killed_mid_delivery(monkeypatch,
         })
         assert status == 201
 
-        acked, acked_lock, stop = [], threading.Lock(), threading.Event()
-
-        def writer(n):
-            i = 0
-            while not stop.is_set():
-                i += 1
-                try:
-                    status, body = call(port, key, "POST", "/leads",
-                                        {"name": f"h{n}-{i}", "source": "durability"})
-                except (urllib.error.URLError, ConnectionError, OSError):
-                    return
-                if status == 201:
-                    with acked_lock:
-                        acked.append(body["id"])
-
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
+        acked, stop, threads = stream_creates(port, key, "h", 4)
         time.sleep(1.5)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
