@@ -5,6 +5,8 @@
 //! README's test command starts moto and sets it); with `KLOZEO_REQUIRE_DYNAMODB=1` a missing
 //! emulator is a failure instead of a skip.
 
+pub mod fuzzing;
+
 use std::sync::Arc;
 
 use klozeo_core::adapters::dynamodb::DynamoStore;
