@@ -5,6 +5,7 @@
 //! README's test command starts moto and sets it); with `KLOZEO_REQUIRE_DYNAMODB=1` a missing
 //! emulator is a failure instead of a skip.
 
+pub mod faults;
 pub mod fuzzing;
 
 use std::sync::Arc;

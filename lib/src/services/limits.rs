@@ -46,6 +46,10 @@ struct Window {
 #[derive(Serialize, Deserialize)]
 struct IdemRecord {
     fp: String,
+    /// Which attempt holds the key: after a claim whose answer was lost (a timeout after the
+    /// store committed), the attempt recognises its own claim instead of locking itself out.
+    #[serde(default)]
+    claim: String,
     done: bool,
     started: i64,
     status: u16,
@@ -196,8 +200,10 @@ impl LimitService {
                     (Cond::Version(item.version), item.version + 1)
                 }
             };
+            let claim = self.deps.ids.random().to_string();
             let rec = IdemRecord {
                 fp: fp.to_string(),
+                claim: claim.clone(),
                 done: false,
                 started: now,
                 status: 0,
@@ -226,6 +232,32 @@ impl LimitService {
                     }));
                 }
                 Err(StoreError::ConditionFailed(_)) => continue,
+                Err(StoreError::Other(e @ Error::Unavailable(_))) => {
+                    // The claim may have committed with its answer lost; if so it is ours,
+                    // and giving up on it would lock the caller's retries out for the lease.
+                    if self.holds_claim(&key, version, &claim).await {
+                        return Ok(IdemStart::Fresh(IdemTicket {
+                            key,
+                            fp: fp.to_string(),
+                            version,
+                            started: now,
+                        }));
+                    }
+                    return Err(e);
+                }
+                Err(StoreError::Other(e @ Error::Unavailable(_))) => {
+                    // The claim may have committed with its answer lost; if so it is ours,
+                    // and giving up on it would lock the caller's retries out for the lease.
+                    if self.holds_claim(&key, version, &claim).await {
+                        return Ok(IdemStart::Fresh(IdemTicket {
+                            key,
+                            fp: fp.to_string(),
+                            version,
+                            started: now,
+                        }));
+                    }
+                    return Err(e);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -233,6 +265,26 @@ impl LimitService {
             code: crate::error::Code::IdempotencyConflict,
             message: "a request with this Idempotency-Key is still in progress".into(),
         })
+    }
+
+    /// Whether the idempotency record at `key` is the claim `claim` at `version`, reading
+    /// through a few passing store failures.
+    async fn holds_claim(&self, key: &Key, version: u64, claim: &str) -> bool {
+        let mut delay = std::time::Duration::from_millis(5);
+        for _ in 0..4 {
+            match self.deps.store.get(Table::Accounts, key).await {
+                Ok(Some(item)) => {
+                    return item.version == version
+                        && from_body::<IdemRecord>(&item.body).is_ok_and(|r| r.claim == claim);
+                }
+                Ok(None) => return false,
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+            }
+        }
+        false
     }
 
     /// Stores the response of a request that held an idempotency key, for replay.
@@ -245,6 +297,7 @@ impl LimitService {
     ) -> Result<()> {
         let rec = IdemRecord {
             fp: ticket.fp,
+            claim: String::new(),
             done: true,
             started: ticket.started,
             status,
@@ -266,15 +319,32 @@ impl LimitService {
     }
 
     /// Releases an idempotency key after a failure that may be retried (a 5xx).
+    ///
+    /// A key left held locks the caller's retries out for [`IDEMPOTENCY_LEASE_SECS`], so a
+    /// release that meets a passing store failure is tried again a few times. A version
+    /// mismatch means the record moved on (completed, or taken over): nothing to release.
     pub async fn idem_abandon(&self, ticket: IdemTicket) -> Result<()> {
-        self.deps
-            .store
-            .transact(vec![WriteOp::Delete {
-                table: Table::Accounts,
-                key: ticket.key,
-                cond: Cond::Version(ticket.version),
-            }])
-            .await
-            .map_err(Error::from)
+        let mut delay = std::time::Duration::from_millis(5);
+        let mut attempt = 0;
+        loop {
+            let res = self
+                .deps
+                .store
+                .transact(vec![WriteOp::Delete {
+                    table: Table::Accounts,
+                    key: ticket.key.clone(),
+                    cond: Cond::Version(ticket.version),
+                }])
+                .await;
+            match res {
+                Ok(()) | Err(StoreError::ConditionFailed(_)) => return Ok(()),
+                Err(e) if attempt >= 3 => return Err(e.into()),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+            }
+        }
     }
 }

@@ -45,11 +45,16 @@ impl IntoResponse for Error {
             tracing::error!(error = %detail, "internal error");
         }
         let mut resp = error_response(status, code, &self.public_message());
-        if let Error::RateLimited { retry_after_secs } = self {
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        // Both say "try again later"; the header tells clients (and the SDKs' retry loops)
+        // when. A store that is throttling usually recovers within a second.
+        let retry_after = match self {
+            Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(1)),
+            Error::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

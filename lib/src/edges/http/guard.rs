@@ -143,8 +143,12 @@ async fn idempotent(
         .map_err(|e| Error::internal(format!("buffering the response: {e}")))?
         .to_bytes();
     let status = rparts.status.as_u16();
-    if rparts.status.is_server_error() {
-        // The request may be retried with the same key: release it.
+    // A 5xx, a 409 from a concurrent change and a 429 all say "try again": the retry must
+    // run, not replay the refusal, so the key is released.
+    let retryable = rparts.status.is_server_error()
+        || rparts.status == axum::http::StatusCode::TOO_MANY_REQUESTS
+        || rparts.status == axum::http::StatusCode::CONFLICT;
+    if retryable {
         if let Err(e) = s.app.limits.idem_abandon(ticket).await {
             tracing::warn!(error = %e, "could not release an idempotency key");
         }
