@@ -245,19 +245,6 @@ impl LimitService {
                     }
                     return Err(e);
                 }
-                Err(StoreError::Other(e @ Error::Unavailable(_))) => {
-                    // The claim may have committed with its answer lost; if so it is ours,
-                    // and giving up on it would lock the caller's retries out for the lease.
-                    if self.holds_claim(&key, version, &claim).await {
-                        return Ok(IdemStart::Fresh(IdemTicket {
-                            key,
-                            fp: fp.to_string(),
-                            version,
-                            started: now,
-                        }));
-                    }
-                    return Err(e);
-                }
                 Err(e) => return Err(e.into()),
             }
         }
