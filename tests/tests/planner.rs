@@ -440,3 +440,157 @@ async fn every_sort_walks_past_lowered_bounds_on_both_stores() {
         }
     }
 }
+
+/// `explain=true` adds the plan to the page and changes nothing else; without it the SDK
+/// shape has no `plan` key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reports_the_access_path_and_what_it_read() {
+    for b in backends() {
+        let server = TestServer::start(b).await;
+        let api = Api::on_plan(&server, "unlimited").await;
+        let leads: Vec<Value> = (0..30)
+            .map(|i| json!({"name": format!("Lead {i:02}"), "source": "s", "city": if i % 3 == 0 { "Paris" } else { "Lyon" }}))
+            .collect();
+        let (st, v) = api
+            .send(
+                reqwest::Method::POST,
+                "/leads/batch",
+                Some(json!({ "leads": leads })),
+            )
+            .await;
+        assert!(st.is_success(), "{v}");
+        let (st, plain) = api.get("/leads?sort_by=name&limit=5").await;
+        assert_eq!(st, 200, "{plain}");
+        assert!(plain.get("plan").is_none(), "{b:?}: {plain}");
+        let (st, explained) = api.get("/leads?sort_by=name&limit=5&explain=true").await;
+        assert_eq!(st, 200, "{explained}");
+        assert_eq!(explained["leads"], plain["leads"], "{b:?}");
+        assert_eq!(explained["count"], 5);
+        let plan = &explained["plan"];
+        assert_eq!(plan["access"], "key_ordered", "{b:?}: {plan}");
+        assert_eq!(plan["index"], "sort_name", "{b:?}: {plan}");
+        // An unfiltered index page reads exactly its leads plus the one that tells has_more.
+        assert_eq!(plan["items_read"], 6, "{b:?}: {plan}");
+        assert!(plan["estimated_rcu"].as_f64().unwrap() > 0.0, "{plan}");
+        let (_, filtered) = api
+            .get("/leads?filter=and.eq.city.Paris&sort_by=attr:x&explain=true")
+            .await;
+        let plan = &filtered["plan"];
+        assert_eq!(plan["access"], "candidates", "{plan}");
+        assert_eq!(plan["index"], "by_city", "{plan}");
+        assert_eq!(plan["items_read"], 10, "every Paris lead is a candidate: {plan}");
+        assert_eq!(filtered["count"], 10);
+        let (_, base) = api.get("/leads?explain=true&limit=100").await;
+        assert_eq!(base["plan"]["index"], "base");
+        assert_eq!(base["plan"]["items_read"], 30);
+    }
+}
+
+/// The numbers of `lib/docs/query-cost.md`: items read and estimated read units of the first
+/// 50-lead page of each query shape, from the explain plan. Not a check (it prints a table):
+/// `cargo test -p klozeo-tests --test planner query_cost_table -- --ignored --nocapture`,
+/// with `KLOZEO_TEST_DYNAMODB_ENDPOINT` set to measure on the emulator too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints the measurements of lib/docs/query-cost.md"]
+async fn query_cost_table() {
+    let n: usize = std::env::var("KLOZEO_COST_LEADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    for b in backends() {
+        let server = TestServer::start(b).await;
+        let api = Api::on_plan(&server, "unlimited").await;
+        let mut r = Rng(7);
+        let bodies: Vec<Value> = (0..n)
+            .map(|i| {
+                // About 1.2 KB as stored: a description, an address and a few attributes.
+                json!({
+                    "name": format!("{} {i}", r.pick(NAMES)),
+                    "source": r.pick(SOURCES),
+                    "status": r.pick(STATUSES),
+                    "city": r.pick(&["Paris", "Lyon", "Lille", "Nantes"]),
+                    "country": "FR",
+                    "category": r.pick(&["Food", "Retail", "Tech", "Health"]),
+                    "email": format!("contact{i}@example-{}.com", i % 97),
+                    "phone": format!("+33 1 {:08}", i * 7919 % 100_000_000),
+                    "website": format!("https://www.example-{i}.com"),
+                    "address": format!("{} rue de la République", i % 300),
+                    "description": "A family business serving the neighbourhood since 1987, \
+                        open six days a week with a small team and a loyal customer base. "
+                        .repeat(4),
+                    "rating": (r.below(9) as f64) / 2.0 + 1.0,
+                    "review_count": r.below(500),
+                    "tags": if r.chance(20) { json!(["vip", "b2b"]) } else { json!(["b2b"]) },
+                    "attributes": [
+                        {"name": "employees", "type": "number", "value": r.below(200)},
+                        {"name": "industry", "type": "text", "value": "Hospitality"}
+                    ]
+                })
+            })
+            .collect();
+        for chunk in bodies.chunks(100) {
+            let (st, v) = api
+                .send(reqwest::Method::POST, "/leads/batch", Some(json!({ "leads": chunk })))
+                .await;
+            assert!(st.is_success(), "{v}");
+        }
+        println!("\n{b:?}, {n} leads\n");
+        println!("| query | access | index | items read | est. RCU | leads |");
+        println!("|---|---|---|---|---|---|");
+        for q in [
+            "",
+            "sort_by=name",
+            "sort_by=city&sort_order=desc",
+            "sort_by=review_count&sort_order=desc",
+            "sort_by=updated_at&sort_order=desc",
+            "filter=and.eq.status.qualified",
+            "filter=and.eq.city.Paris&filter=and.gte.rating.4",
+            "filter=and.eq.city.Paris&filter=and.gte.rating.4&filter=and.array_contains.tags.vip&sort_by=rating&sort_order=desc",
+            "filter=and.eq.category.Food&sort_by=rating",
+            "filter=and.gte.score.0&sort_by=score&sort_order=desc",
+            "filter=and.contains.name.bistro",
+            "sort_by=attr:employees",
+            "filter=and.eq.city.Paris&sort_by=attr:employees",
+        ] {
+            let (st, v) = api
+                .get(&format!("/leads?limit=50&explain=true&{q}"))
+                .await;
+            assert_eq!(st, 200, "{v}");
+            let p = &v["plan"];
+            println!(
+                "| `{}` | {} | {} | {} | {:.1} | {} |",
+                if q.is_empty() { "(none)" } else { q },
+                p["access"].as_str().unwrap(),
+                p["index"].as_str().unwrap(),
+                p["items_read"],
+                p["estimated_rcu"].as_f64().unwrap(),
+                v["count"]
+            );
+        }
+        let (_, one) = api.get("/leads?limit=1").await;
+        let id = one["leads"][0]["id"].as_str().unwrap().to_string();
+        let t = server
+            .app
+            .accounts
+            .authenticate(&api.key)
+            .await
+            .unwrap();
+        let item = server
+            .app
+            .deps
+            .store
+            .get(
+                klozeo_core::ports::Table::Leads,
+                &klozeo_core::schema::lead_key(&t.account_id, &id),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        println!(
+            "\none lead item: {} bytes as stored (body {} bytes, {} index entries)",
+            klozeo_core::ports::item_size(&item),
+            item.body.len(),
+            item.index_keys.len()
+        );
+    }
+}
