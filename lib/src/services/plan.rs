@@ -303,8 +303,20 @@ mod tests {
         assert_eq!(p(&[], "score", "").access_name(), "by_score");
         assert_eq!(p(&[], "", "").access_name(), "base");
         for field in [
-            "name", "city", "country", "state", "category", "source", "email", "phone",
-            "website", "rating", "review_count", "score", "updated_at", "last_interaction_at",
+            "name",
+            "city",
+            "country",
+            "state",
+            "category",
+            "source",
+            "email",
+            "phone",
+            "website",
+            "rating",
+            "review_count",
+            "score",
+            "updated_at",
+            "last_interaction_at",
         ] {
             for order in ["asc", "desc"] {
                 let pl = p(&["and.eq.city.Paris", "or.gt.rating.3"], field, order);
@@ -320,7 +332,10 @@ mod tests {
             ("by_city", Strategy::Candidates)
         );
         let pl = p(&["and.gte.rating.4"], "rating", "desc");
-        assert!(pl.then.is_none(), "a range on the sort field excludes missing values");
+        assert!(
+            pl.then.is_none(),
+            "a range on the sort field excludes missing values"
+        );
         assert!(matches!(
             &pl.access,
             Access::Index { sk: SkCond::Between(_, hi), .. } if hi == schema::PRESENT_END
