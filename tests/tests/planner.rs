@@ -282,6 +282,25 @@ async fn fixture(backend: Backend, r: &mut Rng, n: usize) -> Fixture {
         assert!(st.is_success(), "{st} {v}");
     }
     let tenant = server.app.accounts.authenticate(&key).await.unwrap();
+    // Change some leads after creation, so that index entries are replaced, not only written.
+    let ids = api.ids("limit=1000").await;
+    for id in &ids {
+        if !r.chance(12) {
+            continue;
+        }
+        let mut change = json!({
+            "city": r.pick(CITIES),
+            "rating": r.pick(&[1.0, 4.5]),
+            "name": r.pick(NAMES),
+        });
+        if r.chance(50) {
+            change["category"] = json!(r.pick(WORDS));
+        }
+        let (st, v) = api
+            .send(reqwest::Method::PUT, &format!("/leads/{id}"), Some(change))
+            .await;
+        assert!(st.is_success(), "{st} {v}");
+    }
     // The oracle's input is what the store holds (dedup may have merged a few bodies).
     let mut leads = Vec::new();
     let mut cursor = None;

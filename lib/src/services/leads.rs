@@ -257,13 +257,17 @@ impl LeadService {
             if budget == 0 {
                 break false;
             }
-            // Without filters every read item is a match, so read exactly what the page needs.
-            let chunk = if filters.is_empty() {
-                (want - leads.len()) as u32
+            // Read what the page still needs; once filters have rejected items, scale that by
+            // the observed selectivity (plus a quarter), so a selective filter takes few round
+            // trips and an unselective one does not read past the page.
+            let needed = (want - leads.len()) as u64;
+            let chunk = if filters.is_empty() || report.items_read == 0 {
+                needed
             } else {
-                ((want - leads.len()) as u32 * 2).max(100)
+                let ratio = (report.items_read + 1) as f64 / (leads.len() + 1) as f64;
+                (needed as f64 * ratio * 1.25).ceil() as u64
             }
-            .min(budget);
+            .clamp(1, u64::from(budget)) as u32;
             let page = self
                 .deps
                 .store
