@@ -634,11 +634,13 @@ async fn query_cost_table() {
             .await
             .unwrap()
             .unwrap();
+        let lead: Lead = serde_json::from_slice(&item.body).unwrap();
+        let index = klozeo_core::schema::index_entries_size(&t.account_id, &lead);
         println!(
-            "\none lead item: {} bytes as stored (body {} bytes, {} index entries)",
+            "\none lead item: {} bytes as stored (body {} bytes) + {index} bytes of index key \
+             attributes on DynamoDB",
             klozeo_core::ports::item_size(&item),
             item.body.len(),
-            item.index_keys.len()
         );
     }
 }

@@ -47,9 +47,16 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    fn count(&mut self, items: &[Item], on_index: bool) {
+    /// Counts one store call that returned `items` (decoded as `leads`). DynamoDB stores each
+    /// lead with its index key attributes, which the store does not hand back, so their size
+    /// is added from the lead.
+    fn count(&mut self, account_id: &str, items: &[Item], leads: &[Lead], on_index: bool) {
         self.items_read += items.len() as u64;
-        let bytes: usize = items.iter().map(crate::ports::item_size).sum();
+        let bytes: usize = items.iter().map(crate::ports::item_size).sum::<usize>()
+            + leads
+                .iter()
+                .map(|l| schema::index_entries_size(account_id, l))
+                .sum::<usize>();
         let units = bytes.div_ceil(4096).max(1) as f64;
         self.estimated_rcu += if on_index { units / 2.0 } else { units };
     }
@@ -273,14 +280,21 @@ impl LeadService {
                 .store
                 .query(&self.query_range(t, plan, tail, start.clone(), chunk))
                 .await?;
-            report.count(&page.items, plan.access != Access::Base);
+            let read: Vec<Lead> = page
+                .items
+                .iter()
+                .map(|item| from_body(&item.body))
+                .collect::<Result<_>>()?;
+            report.count(
+                &t.account_id,
+                &page.items,
+                &read,
+                plan.access != Access::Base,
+            );
             // The budget counts items read: a range that ends short leaves the rest for the
             // next range, and a budget stop always follows a full chunk, so it has a position.
             budget -= page.items.len() as u32;
-            let mut consumed = 0;
-            for item in &page.items {
-                consumed += 1;
-                let lead: Lead = from_body(&item.body)?;
+            for lead in read {
                 if filters.matches(&lead) {
                     leads.push(lead);
                     if leads.len() == want {
@@ -291,7 +305,6 @@ impl LeadService {
             if leads.len() == want {
                 break false;
             }
-            debug_assert_eq!(consumed, page.items.len());
             match page.last {
                 Some(p) => {
                     last_read = Some(p.clone());
@@ -380,11 +393,17 @@ impl LeadService {
                 .store
                 .query(&self.query_for(t, plan, start, self.candidate_chunk))
                 .await?;
-            report.count(&page.items, plan.access != Access::Base);
             let mut pool = std::mem::take(&mut best);
+            let kept = pool.len();
             for item in &page.items {
                 pool.push(from_body(&item.body)?);
             }
+            report.count(
+                &t.account_id,
+                &page.items,
+                &pool[kept..],
+                plan.access != Access::Base,
+            );
             let picked = select_page(
                 &pool,
                 &req.filters,
