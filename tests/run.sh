@@ -83,7 +83,7 @@ run_python_suite() { # label, extra serve args...
   k1=$("$KLOZEO" account create --email "py1-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
   k2=$("$KLOZEO" account create --email "py2-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
   k3=$("$KLOZEO" account create --email "py3-$label@example.com" --plan burst --data-dir "$data" "$@" | tail -n 1)
-  KLOZEO_BASE_URL="http://127.0.0.1:$port/api/v1" KLOZEO_API_KEY=$k1 KLOZEO_API_KEY_2=$k2 KLOZEO_API_KEY_BURST=$k3 \
+  KLOZEO_SUITE_STORE=$label KLOZEO_BASE_URL="http://127.0.0.1:$port/api/v1" KLOZEO_API_KEY=$k1 KLOZEO_API_KEY_2=$k2 KLOZEO_API_KEY_BURST=$k3 \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk_python \
     --junitxml="$LOGDIR/pytest-$label.xml" 2>&1 | tail -n 25
   count_junit "$LOGDIR/pytest-$label.xml" "Python SDK ($label)"

@@ -8,7 +8,8 @@
 //! Every partition key starts with the tenant's account id, except the few global lookups that
 //! must work before the tenant is known (API key hash, account e-mail).
 
-use crate::domain::lead::Lead;
+use crate::domain::lead::{Lead, TextField};
+use crate::domain::query::{SORT_TEXT_BYTES, SortField, SortValue};
 use crate::ports::{IndexKey, Key, Table};
 
 /// Name of a secondary index and the attribute names that hold its keys in DynamoDB.
@@ -59,6 +60,108 @@ pub const IDX_LAST_INTERACTION: IndexDef = IndexDef {
     name: "by_last_interaction",
 };
 
+/// All leads of a tenant by last update.
+pub const IDX_SORT_UPDATED: IndexDef = IndexDef {
+    name: "sort_updated",
+};
+/// All leads of a tenant by review count (missing last).
+pub const IDX_SORT_REVIEW_COUNT: IndexDef = IndexDef {
+    name: "sort_review_count",
+};
+/// All leads of a tenant by case-folded name.
+pub const IDX_SORT_NAME: IndexDef = IndexDef { name: "sort_name" };
+/// All leads of a tenant by case-folded source.
+pub const IDX_SORT_SOURCE: IndexDef = IndexDef {
+    name: "sort_source",
+};
+/// All leads of a tenant by case-folded city (missing last).
+pub const IDX_SORT_CITY: IndexDef = IndexDef { name: "sort_city" };
+/// All leads of a tenant by case-folded state (missing last).
+pub const IDX_SORT_STATE: IndexDef = IndexDef { name: "sort_state" };
+/// All leads of a tenant by case-folded country (missing last).
+pub const IDX_SORT_COUNTRY: IndexDef = IndexDef {
+    name: "sort_country",
+};
+/// All leads of a tenant by case-folded category (missing last).
+pub const IDX_SORT_CATEGORY: IndexDef = IndexDef {
+    name: "sort_category",
+};
+/// All leads of a tenant by case-folded e-mail (missing last).
+pub const IDX_SORT_EMAIL: IndexDef = IndexDef { name: "sort_email" };
+/// All leads of a tenant by case-folded phone (missing last).
+pub const IDX_SORT_PHONE: IndexDef = IndexDef { name: "sort_phone" };
+/// All leads of a tenant by case-folded website (missing last).
+pub const IDX_SORT_WEBSITE: IndexDef = IndexDef {
+    name: "sort_website",
+};
+
+/// The index whose key order is the order of `field`, for every sort field that has one.
+///
+/// Their sort keys are [`sort_index_sk`]: the ordered encoding of the field's sort value, then
+/// `#` and the lead id; a lead without the value is under `m#<id>`, after every value.
+pub fn sort_index(field: &SortField) -> Option<IndexDef> {
+    Some(match field {
+        SortField::Score => IDX_SCORE,
+        SortField::Rating => IDX_RATING,
+        SortField::LastInteractionAt => IDX_LAST_INTERACTION,
+        SortField::UpdatedAt => IDX_SORT_UPDATED,
+        SortField::ReviewCount => IDX_SORT_REVIEW_COUNT,
+        SortField::Name => IDX_SORT_NAME,
+        SortField::Source => IDX_SORT_SOURCE,
+        SortField::Text(TextField::City) => IDX_SORT_CITY,
+        SortField::Text(TextField::State) => IDX_SORT_STATE,
+        SortField::Text(TextField::Country) => IDX_SORT_COUNTRY,
+        SortField::Text(TextField::Category) => IDX_SORT_CATEGORY,
+        SortField::Text(TextField::Email) => IDX_SORT_EMAIL,
+        SortField::Text(TextField::Phone) => IDX_SORT_PHONE,
+        SortField::Text(TextField::Website) => IDX_SORT_WEBSITE,
+        _ => return None,
+    })
+}
+
+/// The sort fields served by [`sort_index`] (created_at is the base table's own order).
+pub const INDEXED_SORTS: [SortField; 14] = [
+    SortField::Score,
+    SortField::Rating,
+    SortField::LastInteractionAt,
+    SortField::UpdatedAt,
+    SortField::ReviewCount,
+    SortField::Name,
+    SortField::Source,
+    SortField::Text(TextField::City),
+    SortField::Text(TextField::State),
+    SortField::Text(TextField::Country),
+    SortField::Text(TextField::Category),
+    SortField::Text(TextField::Email),
+    SortField::Text(TextField::Phone),
+    SortField::Text(TextField::Website),
+];
+
+/// Sort-key prefix of the leads without a value in a sort index. `m` sorts after every
+/// encoded value (lowercase hex digits), so an ascending read yields the values, then the
+/// missing ones, both in the domain order; a descending read takes the two ranges in turn.
+pub const MISSING_PREFIX: &str = "m#";
+
+/// The upper bound (exclusive) of the present values in a sort index.
+pub const PRESENT_END: &str = "g";
+
+/// The ordered encoding of a sort value: numbers as [`sortable_f64`], texts (already case-folded
+/// and bounded by [`SortValue::text`]) as lowercase hex of their UTF-8 bytes. Hex keeps byte
+/// order and never contains `#`, which sorts below every hex digit, so a text sorts before
+/// every longer text it is a prefix of, exactly as in the domain order.
+pub fn sort_value_key(v: &SortValue) -> String {
+    match v {
+        SortValue::Num(x) => sortable_f64(*x),
+        SortValue::Text(s) => hex::encode(s.as_bytes()),
+        SortValue::Missing => "m".into(),
+    }
+}
+
+/// The sort key of a lead in a sort index: `<value key>#<id>`.
+pub fn sort_index_sk(v: &SortValue, lead_id: &str) -> String {
+    format!("{}#{lead_id}", sort_value_key(v))
+}
+
 /// Every table of the product.
 pub const TABLES: [TableDef; 3] = [
     TableDef {
@@ -71,6 +174,17 @@ pub const TABLES: [TableDef; 3] = [
             IDX_SCORE,
             IDX_RATING,
             IDX_LAST_INTERACTION,
+            IDX_SORT_UPDATED,
+            IDX_SORT_REVIEW_COUNT,
+            IDX_SORT_NAME,
+            IDX_SORT_SOURCE,
+            IDX_SORT_CITY,
+            IDX_SORT_STATE,
+            IDX_SORT_COUNTRY,
+            IDX_SORT_CATEGORY,
+            IDX_SORT_EMAIL,
+            IDX_SORT_PHONE,
+            IDX_SORT_WEBSITE,
         ],
         ttl: false,
         resource: "LeadsTable",
@@ -334,16 +448,6 @@ pub fn lead_index_keys(account_id: &str, lead: &Lead) -> Vec<IndexKey> {
             pk: format!("{t}#{}", lead.source.to_lowercase()),
             sk: id.clone(),
         },
-        IndexKey {
-            index: IDX_SCORE.name,
-            pk: t.clone(),
-            sk: format!("{}#{id}", sortable_f64(lead.score)),
-        },
-        IndexKey {
-            index: IDX_LAST_INTERACTION.name,
-            pk: t.clone(),
-            sk: format!("{}#{id}", sortable_i64(lead.last_interaction_at)),
-        },
     ];
     if let Some(city) = &lead.city {
         keys.push(IndexKey {
@@ -352,14 +456,45 @@ pub fn lead_index_keys(account_id: &str, lead: &Lead) -> Vec<IndexKey> {
             sk: id.clone(),
         });
     }
-    if let Some(r) = lead.rating {
+    // Every lead is in every sort index (a missing value under `m#`), so a sort lists them all.
+    for field in &INDEXED_SORTS {
+        let def = sort_index(field).expect("every INDEXED_SORTS field has an index");
         keys.push(IndexKey {
-            index: IDX_RATING.name,
-            pk: t,
-            sk: format!("{}#{id}", sortable_f64(r)),
+            index: def.name,
+            pk: t.clone(),
+            sk: sort_index_sk(&field.value(lead), id),
         });
     }
     keys
+}
+
+/// About the bytes [`lead_index_keys`] add to a stored lead, as `ports::item_size` counts them,
+/// computed from lengths without building the keys: the explain plan's read estimate runs it
+/// for every item read. Exact for ASCII text; other text is counted at its stored length.
+pub fn index_entries_size(account_id: &str, lead: &Lead) -> usize {
+    let t = tenant_pk(account_id).len();
+    let id = lead.id.len();
+    let entry = |name: &str, pk: usize, sk: usize| 2 * (name.len() + 3) + pk + sk;
+    let text = |v: Option<&str>| v.map_or(1, |s| 2 * s.len().min(SORT_TEXT_BYTES));
+    let num = |present: bool| if present { 16 } else { 1 };
+    let mut n = entry(IDX_STATUS.name, t + 1 + lead.status.as_str().len(), id)
+        + entry(IDX_SOURCE.name, t + 1 + lead.source.len(), id);
+    if let Some(c) = &lead.city {
+        n += entry(IDX_CITY.name, t + 1 + c.len(), id);
+    }
+    for field in &INDEXED_SORTS {
+        let def = sort_index(field).expect("every INDEXED_SORTS field has an index");
+        let value = match field {
+            SortField::Rating => num(lead.rating.is_some()),
+            SortField::ReviewCount => num(lead.review_count.is_some()),
+            SortField::Name => text(Some(&lead.name)),
+            SortField::Source => text(Some(&lead.source)),
+            SortField::Text(f) => text(lead.text(*f)),
+            _ => 16,
+        };
+        n += entry(def.name, t, value + 1 + id);
+    }
+    n
 }
 
 #[cfg(test)]
@@ -395,6 +530,29 @@ mod tests {
         assert_eq!(keys.len(), declared.len());
         for k in keys {
             assert!(declared.iter().any(|d| d.name == k.index));
+        }
+    }
+
+    #[test]
+    fn index_entries_size_counts_what_the_index_keys_add() {
+        let mut lead: Lead = serde_json::from_value(serde_json::json!({
+            "id": "cl_0190-abc", "name": "Bistro du Coin", "source": "Google Maps",
+            "city": "Paris", "rating": 4.5, "description": null, "address": null,
+            "state": null, "country": "FR", "postal_code": null, "latitude": null,
+            "longitude": null, "phone": "+33 1 23", "email": "a@b.fr", "website": null,
+            "review_count": null, "category": "Food", "source_id": null, "logo_url": null,
+            "created_at": 1, "updated_at": 2, "last_interaction_at": 3
+        }))
+        .unwrap();
+        for _ in 0..2 {
+            let exact: usize = lead_index_keys("acct-1", &lead)
+                .iter()
+                .map(|k| 2 * (k.index.len() + 3) + k.pk.len() + k.sk.len())
+                .sum();
+            assert_eq!(index_entries_size("acct-1", &lead), exact);
+            lead.city = None;
+            lead.rating = None;
+            lead.review_count = Some(7);
         }
     }
 }

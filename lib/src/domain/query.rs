@@ -94,8 +94,7 @@ impl SortField {
     /// The value of this field on a lead, in comparable form.
     pub fn value(&self, lead: &Lead) -> SortValue {
         let num = |x: Option<f64>| x.map_or(SortValue::Missing, SortValue::Num);
-        let text =
-            |x: Option<&str>| x.map_or(SortValue::Missing, |s| SortValue::Text(s.to_lowercase()));
+        let text = |x: Option<&str>| x.map_or(SortValue::Missing, SortValue::text);
         match self {
             SortField::CreatedAt => SortValue::Num(lead.created_at as f64),
             SortField::UpdatedAt => SortValue::Num(lead.updated_at as f64),
@@ -115,11 +114,11 @@ impl SortField {
                     serde_json::Value::Number(n) => num(n.as_f64()),
                     serde_json::Value::String(s) => match s.trim().parse::<f64>() {
                         Ok(x) if x.is_finite() => SortValue::Num(x),
-                        _ => SortValue::Text(s.to_lowercase()),
+                        _ => SortValue::text(s),
                     },
                     serde_json::Value::Bool(b) => SortValue::Num(if *b { 1.0 } else { 0.0 }),
                     serde_json::Value::Null => SortValue::Missing,
-                    other => SortValue::Text(other.to_string().to_lowercase()),
+                    other => SortValue::text(&other.to_string()),
                 },
             },
         }
@@ -178,7 +177,26 @@ pub enum SortValue {
     Missing,
 }
 
+/// How many bytes of case-folded text take part in sorting. Texts that agree on their first
+/// `SORT_TEXT_BYTES` bytes sort as equal (ties break by id), which lets every store hold the
+/// sort value in a bounded index key (DynamoDB sort keys hold at most 1,024 bytes).
+pub const SORT_TEXT_BYTES: usize = 400;
+
 impl SortValue {
+    /// The sort value of a text: case-folded and cut to [`SORT_TEXT_BYTES`] at a character
+    /// boundary.
+    pub fn text(s: &str) -> SortValue {
+        let mut folded = s.to_lowercase();
+        if folded.len() > SORT_TEXT_BYTES {
+            let mut cut = SORT_TEXT_BYTES;
+            while !folded.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            folded.truncate(cut);
+        }
+        SortValue::Text(folded)
+    }
+
     fn rank(&self) -> u8 {
         match self {
             SortValue::Num(_) => 0,

@@ -302,6 +302,36 @@ pub struct ListResponse<T> {
     pub has_more: bool,
     /// Number of leads in this page.
     pub count: usize,
+    /// How the page was read; only with `explain=true`, so the SDK shape is otherwise unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ListPlan>,
+}
+
+/// The `plan` of `GET /leads?explain=true`: why a query is fast or slow, cheap or costly.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ListPlan {
+    /// `key_ordered`: the store reads in the requested order and stops at the page (or at the
+    /// read budget, with a cursor); `candidates`: every candidate is read and the page is chosen
+    /// in memory.
+    pub access: String,
+    /// `base` (the tenant's leads in created order) or the secondary index read.
+    pub index: String,
+    /// Items the store read to answer this page.
+    pub items_read: u64,
+    /// Read capacity units DynamoDB charges for those reads (estimated from item sizes: 4 KB a
+    /// unit, half a unit on an eventually consistent index read).
+    pub estimated_rcu: f64,
+}
+
+impl From<crate::services::leads::PlanReport> for ListPlan {
+    fn from(r: crate::services::leads::PlanReport) -> Self {
+        ListPlan {
+            access: r.access.to_string(),
+            index: r.index.to_string(),
+            items_read: r.items_read,
+            estimated_rcu: r.estimated_rcu,
+        }
+    }
 }
 
 impl CreateResponse {

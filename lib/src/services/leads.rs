@@ -18,14 +18,48 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 1000;
 /// Most items one key-ordered list request reads before it answers with an honest cursor.
 pub const READ_BUDGET: u32 = 2000;
-/// Most candidate leads an in-memory sort may read; larger candidate sets get a 400 that says
-/// how to narrow the request.
-pub const CANDIDATE_BUDGET: u32 = 10_000;
+/// How many candidates a sort without an ordered index reads per store call; it streams the
+/// whole candidate set through a top-`limit + 1` selection, so memory stays at about this many
+/// leads plus the page, whatever the account size.
+pub const CANDIDATE_CHUNK: u32 = 1000;
 
 /// Reading and querying leads.
 #[derive(Clone)]
 pub struct LeadService {
     deps: Deps,
+    read_budget: u32,
+    candidate_chunk: u32,
+}
+
+/// How a list request was answered: the access path and what it read, for `explain=true`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanReport {
+    /// `key_ordered` (the read order is the page order) or `candidates` (every candidate read,
+    /// the page selected in memory).
+    pub access: &'static str,
+    /// The base table (`base`) or the index read.
+    pub index: &'static str,
+    /// Items the store read for this page.
+    pub items_read: u64,
+    /// Read units DynamoDB would charge for these reads: per store call, the bytes read rounded
+    /// up to 4 KB, one unit each on the base table (strongly consistent), half on an index.
+    pub estimated_rcu: f64,
+}
+
+impl PlanReport {
+    /// Counts one store call that returned `items` (decoded as `leads`). DynamoDB stores each
+    /// lead with its index key attributes, which the store does not hand back, so their size
+    /// is added from the lead.
+    fn count(&mut self, account_id: &str, items: &[Item], leads: &[Lead], on_index: bool) {
+        self.items_read += items.len() as u64;
+        let bytes: usize = items.iter().map(crate::ports::item_size).sum::<usize>()
+            + leads
+                .iter()
+                .map(|l| schema::index_entries_size(account_id, l))
+                .sum::<usize>();
+        let units = bytes.div_ceil(4096).max(1) as f64;
+        self.estimated_rcu += if on_index { units / 2.0 } else { units };
+    }
 }
 
 /// A list request after validation.
@@ -48,6 +82,8 @@ pub struct ListPage {
     pub leads: Vec<Lead>,
     /// Where the next page starts; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// How the page was read.
+    pub plan: PlanReport,
 }
 
 /// The stored item of `lead` at `version`, with its index entries.
@@ -71,7 +107,18 @@ pub(crate) async fn load_lead(deps: &Deps, account_id: &str, id: &LeadId) -> Res
 impl LeadService {
     /// Builds the service.
     pub fn new(deps: Deps) -> Self {
-        LeadService { deps }
+        LeadService {
+            deps,
+            read_budget: READ_BUDGET,
+            candidate_chunk: CANDIDATE_CHUNK,
+        }
+    }
+
+    /// The same service with other read bounds (tests lower them to cross them with few leads).
+    pub fn with_bounds(mut self, read_budget: u32, candidate_chunk: u32) -> Self {
+        self.read_budget = read_budget.max(1);
+        self.candidate_chunk = candidate_chunk.max(1);
+        self
     }
 
     /// Reads one lead of the tenant.
@@ -80,7 +127,8 @@ impl LeadService {
     }
 
     /// Lists the tenant's leads matching the filters in the requested order, one page at a
-    /// time. Every request does bounded work: see [`READ_BUDGET`] and [`CANDIDATE_BUDGET`].
+    /// time. A key-ordered plan reads at most [`READ_BUDGET`] items per page; a candidates plan
+    /// reads every candidate in chunks of [`CANDIDATE_CHUNK`] with bounded memory.
     pub async fn list(&self, t: &Tenant, req: &ListRequest) -> Result<ListPage> {
         let limit = req.limit.clamp(1, MAX_LIMIT);
         let order = match req.sort.order {
@@ -115,13 +163,31 @@ impl LeadService {
         start_after: Option<Position>,
         limit: u32,
     ) -> QueryReq {
+        self.query_range(t, plan, false, start_after, limit)
+    }
+
+    /// The query of the plan's first range, or with `tail` of its second ([`Plan::then`]).
+    fn query_range(
+        &self,
+        t: &Tenant,
+        plan: &Plan,
+        tail: bool,
+        start_after: Option<Position>,
+        limit: u32,
+    ) -> QueryReq {
         let (index, pk, sk) = match &plan.access {
             Access::Base => (
                 None,
                 schema::tenant_pk(&t.account_id),
                 SkCond::BeginsWith(schema::LEAD_PREFIX.into()),
             ),
-            Access::Index { index, pk, sk } => (Some(*index), pk.clone(), sk.clone()),
+            Access::Index { index, pk, sk } => {
+                let sk = match (&plan.then, tail) {
+                    (Some(then), true) => then.clone(),
+                    _ => sk.clone(),
+                };
+                (Some(*index), pk.clone(), sk)
+            }
         };
         QueryReq {
             table: Table::Leads,
@@ -176,25 +242,59 @@ impl LeadService {
         position: Option<Vec<String>>,
     ) -> Result<ListPage> {
         let mut start = position.map(|p| self.position_from(t, &p)).transpose()?;
+        // A position inside the second range (leads without the sort value) resumes there.
+        let mut tail = plan.then.as_ref().is_some_and(|_| {
+            start.as_ref().is_some_and(|p| {
+                p.index
+                    .as_ref()
+                    .is_some_and(|(_, isk)| isk.starts_with(schema::MISSING_PREFIX))
+            })
+        });
+        let mut report = PlanReport {
+            access: "key_ordered",
+            index: plan.access_name(),
+            ..PlanReport::default()
+        };
         let want = limit as usize + 1;
         let mut leads: Vec<Lead> = Vec::with_capacity(want);
-        let mut budget = READ_BUDGET;
+        let mut budget = self.read_budget;
+        // The position of the last item read, for a cursor when the budget runs out.
+        let mut last_read: Option<Position> = None;
         let exhausted = loop {
-            // Without filters every read item is a match, so read exactly what the page needs.
-            let chunk = if filters.is_empty() {
-                (want - leads.len()) as u32
-            } else {
-                ((want - leads.len()) as u32 * 2).max(100)
+            if budget == 0 {
+                break false;
             }
-            .min(budget);
+            // Read what the page still needs; once filters have rejected items, scale that by
+            // the observed selectivity (plus a quarter), so a selective filter takes few round
+            // trips and an unselective one does not read past the page.
+            let needed = (want - leads.len()) as u64;
+            let chunk = if filters.is_empty() || report.items_read == 0 {
+                needed
+            } else {
+                let ratio = (report.items_read + 1) as f64 / (leads.len() + 1) as f64;
+                (needed as f64 * ratio * 1.25).ceil() as u64
+            }
+            .clamp(1, u64::from(budget)) as u32;
             let page = self
                 .deps
                 .store
-                .query(&self.query_for(t, plan, start.clone(), chunk))
+                .query(&self.query_range(t, plan, tail, start.clone(), chunk))
                 .await?;
-            budget -= chunk;
-            for item in page.items {
-                let lead: Lead = from_body(&item.body)?;
+            let read: Vec<Lead> = page
+                .items
+                .iter()
+                .map(|item| from_body(&item.body))
+                .collect::<Result<_>>()?;
+            report.count(
+                &t.account_id,
+                &page.items,
+                &read,
+                plan.access != Access::Base,
+            );
+            // The budget counts items read: a range that ends short leaves the rest for the
+            // next range, and a budget stop always follows a full chunk, so it has a position.
+            budget -= page.items.len() as u32;
+            for lead in read {
                 if filters.matches(&lead) {
                     leads.push(lead);
                     if leads.len() == want {
@@ -206,12 +306,22 @@ impl LeadService {
                 break false;
             }
             match page.last {
-                None => break true,
-                Some(p) if budget == 0 => {
+                Some(p) => {
+                    last_read = Some(p.clone());
                     start = Some(p);
-                    break false;
                 }
-                Some(p) => start = Some(p),
+                None if plan.then.is_some() && !tail => {
+                    // The first range is done; the leads without the value follow.
+                    tail = true;
+                    let prev = start.take();
+                    last_read = page
+                        .items
+                        .last()
+                        .map(|item| position_of_item(item, plan))
+                        .or(prev)
+                        .or(last_read);
+                }
+                None => break true,
             }
         };
         let next_cursor = if leads.len() == want {
@@ -223,20 +333,33 @@ impl LeadService {
                     .encode(scope, &self.position_of(t, plan, last)),
             )
         } else if !exhausted {
-            // The read budget ran out before the page filled: resume after the last item read.
-            let pos = start.expect("a budget stop always has a position");
-            let mut p = vec![pos.key.sk];
-            if let Some((ipk, isk)) = pos.index {
-                p.push(ipk);
-                p.push(isk);
+            // The read budget ran out before the page filled: resume after the last item read
+            // (or, when nothing was read in the current range yet, where it begins).
+            match start.or(last_read) {
+                Some(pos) => {
+                    let mut p = vec![pos.key.sk];
+                    if let Some((ipk, isk)) = pos.index {
+                        p.push(ipk);
+                        p.push(isk);
+                    }
+                    Some(self.deps.cursor_key.encode(scope, &p))
+                }
+                // Nothing read at all (a budget smaller than one chunk cannot happen).
+                None => None,
             }
-            Some(self.deps.cursor_key.encode(scope, &p))
         } else {
             None
         };
-        Ok(ListPage { leads, next_cursor })
+        Ok(ListPage {
+            leads,
+            next_cursor,
+            plan: report,
+        })
     }
 
+    /// A sort with no ordered index: stream every candidate of the plan's access path and keep
+    /// the first `limit + 1` after the cursor in sort order. Memory holds one chunk plus the
+    /// page; the read is the whole candidate set, every page (its cost is in query-cost.md).
     async fn list_candidates(
         &self,
         t: &Tenant,
@@ -255,40 +378,48 @@ impl LeadService {
             )),
             Some(_) => return Err(Error::invalid("cursor: not a cursor for this listing")),
         };
-        let mut candidates: Vec<Lead> = Vec::new();
+        let mut report = PlanReport {
+            access: "candidates",
+            index: plan.access_name(),
+            ..PlanReport::default()
+        };
+        let keep = limit as usize + 1;
+        // The best `keep` so far, in page order, refilled chunk by chunk.
+        let mut best: Vec<Lead> = Vec::with_capacity(keep);
         let mut start = None;
         loop {
             let page = self
                 .deps
                 .store
-                .query(&self.query_for(t, plan, start, 1000))
+                .query(&self.query_for(t, plan, start, self.candidate_chunk))
                 .await?;
-            if candidates.len() + page.items.len() > CANDIDATE_BUDGET as usize {
-                return Err(Error::invalid(format!(
-                    "sort_by: sorting by {} is limited to {CANDIDATE_BUDGET} candidate leads; \
-                     narrow the request with an equality filter on status, source or city, a \
-                     rating or score range, or sort by created_at, score or last_interaction_at",
-                    sort.field.canonical()
-                )));
+            let mut pool = std::mem::take(&mut best);
+            let kept = pool.len();
+            for item in &page.items {
+                pool.push(from_body(&item.body)?);
             }
-            for item in page.items {
-                candidates.push(from_body(&item.body)?);
-            }
+            report.count(
+                &t.account_id,
+                &page.items,
+                &pool[kept..],
+                plan.access != Access::Base,
+            );
+            let picked = select_page(
+                &pool,
+                &req.filters,
+                sort,
+                after.as_ref().map(|(v, id)| (v, id.as_str())),
+                limit as usize,
+            );
+            let mut slots: Vec<Option<Lead>> = pool.into_iter().map(Some).collect();
+            best = picked.into_iter().filter_map(|i| slots[i].take()).collect();
             match page.last {
                 Some(p) => start = Some(p),
                 None => break,
             }
         }
-        let picked = select_page(
-            &candidates,
-            &req.filters,
-            sort,
-            after.as_ref().map(|(v, id)| (v, id.as_str())),
-            limit as usize,
-        );
-        let has_more = picked.len() > limit as usize;
-        let mut slots: Vec<Option<Lead>> = candidates.into_iter().map(Some).collect();
-        let mut leads: Vec<Lead> = picked.into_iter().filter_map(|i| slots[i].take()).collect();
+        let has_more = best.len() > limit as usize;
+        let mut leads = best;
         let next_cursor = if has_more {
             leads.truncate(limit as usize);
             let last = &leads[limit as usize - 1];
@@ -301,6 +432,26 @@ impl LeadService {
         } else {
             None
         };
-        Ok(ListPage { leads, next_cursor })
+        Ok(ListPage {
+            leads,
+            next_cursor,
+            plan: report,
+        })
+    }
+}
+
+/// The store position of a read item on the plan's access path.
+fn position_of_item(item: &Item, plan: &Plan) -> Position {
+    let index = match &plan.access {
+        Access::Base => None,
+        Access::Index { index, pk, .. } => item
+            .index_keys
+            .iter()
+            .find(|k| k.index == *index)
+            .map(|k| (pk.clone(), k.sk.clone())),
+    };
+    Position {
+        key: item.key.clone(),
+        index,
     }
 }

@@ -9,9 +9,7 @@ use crate::domain::filter::{FilterSet, NumOp, NumRef, Pred, TextOp, TextRef};
 use crate::domain::lead::{Status, TextField};
 use crate::domain::query::{Sort, SortField, SortOrder};
 use crate::ports::SkCond;
-use crate::schema::{
-    self, IDX_CITY, IDX_LAST_INTERACTION, IDX_RATING, IDX_SCORE, IDX_SOURCE, IDX_STATUS,
-};
+use crate::schema::{self, IDX_CITY, IDX_RATING, IDX_SCORE, IDX_SOURCE, IDX_STATUS};
 
 /// Where the planner reads from.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +47,10 @@ pub struct Plan {
     pub strategy: Strategy,
     /// Read the access path in descending key order.
     pub descending: bool,
+    /// A second range of the same index partition, read (in the same direction) once the
+    /// first is exhausted: the leads without the sort value on a descending sort, which must
+    /// still come last.
+    pub then: Option<SkCond>,
 }
 
 impl Plan {
@@ -100,7 +102,8 @@ impl Range {
         });
         match (lo, hi) {
             (Some(l), Some(h)) => SkCond::Between(l, h),
-            (Some(l), None) => SkCond::Ge(l),
+            // Keep the leads without a value (under `m#`) out of a lower-bounded range.
+            (Some(l), None) => SkCond::Between(l, schema::PRESENT_END.into()),
             (None, Some(h)) if self.hi.is_some_and(|(_, incl)| incl) => SkCond::Le(h),
             (None, Some(h)) => SkCond::Lt(h),
             (None, None) => SkCond::Any,
@@ -181,29 +184,44 @@ pub fn plan(account_id: &str, filters: &FilterSet, sort: &Sort) -> Plan {
         pk: tenant.clone(),
         sk,
     };
-    let ordered = |access| Plan {
+    let ordered = |access, then| Plan {
         access,
         strategy: Strategy::KeyOrdered,
         descending,
+        then,
     };
-    match &sort.field {
-        SortField::CreatedAt => ordered(eq_index.map_or(Access::Base, |(_, a)| a)),
-        SortField::Score => ordered(index(IDX_SCORE.name, score.sk())),
-        SortField::LastInteractionAt => ordered(index(IDX_LAST_INTERACTION.name, SkCond::Any)),
-        SortField::Rating if rating.is_set() => ordered(index(IDX_RATING.name, rating.sk())),
-        _ => {
-            let access = match eq_index {
-                Some((_, a)) => a,
-                None if rating.is_set() => index(IDX_RATING.name, rating.sk()),
-                None if score.is_set() => index(IDX_SCORE.name, score.sk()),
-                None => Access::Base,
-            };
-            Plan {
-                access,
-                strategy: Strategy::Candidates,
-                descending: false,
-            }
-        }
+    if sort.field == SortField::CreatedAt {
+        return ordered(eq_index.map_or(Access::Base, |(_, a)| a), None);
+    }
+    if let Some(def) = schema::sort_index(&sort.field) {
+        // A range on the sorted field itself becomes the key condition (it excludes the
+        // leads without a value, which the range filter rejects anyway).
+        let range = match &sort.field {
+            SortField::Score if score.is_set() => Some(score.sk()),
+            SortField::Rating if rating.is_set() => Some(rating.sk()),
+            _ => None,
+        };
+        return match range {
+            Some(sk) => ordered(index(def.name, sk), None),
+            // Ascending, the index order is already values then missing ones.
+            None if !descending => ordered(index(def.name, SkCond::Any), None),
+            None => ordered(
+                index(def.name, SkCond::Lt(schema::PRESENT_END.into())),
+                Some(SkCond::BeginsWith(schema::MISSING_PREFIX.into())),
+            ),
+        };
+    }
+    let access = match eq_index {
+        Some((_, a)) => a,
+        None if rating.is_set() => index(IDX_RATING.name, rating.sk()),
+        None if score.is_set() => index(IDX_SCORE.name, score.sk()),
+        None => Access::Base,
+    };
+    Plan {
+        access,
+        strategy: Strategy::Candidates,
+        descending: false,
+        then: None,
     }
 }
 
@@ -269,7 +287,7 @@ mod tests {
             "base",
             "created_at order wins over a range read"
         );
-        let pl = p(&["and.gt.rating.4"], "name", "");
+        let pl = p(&["and.gt.rating.4"], "attr:x", "");
         assert_eq!(
             (pl.access_name(), pl.strategy),
             ("by_rating", Strategy::Candidates)
@@ -284,16 +302,43 @@ mod tests {
         );
         assert_eq!(p(&[], "score", "").access_name(), "by_score");
         assert_eq!(p(&[], "", "").access_name(), "base");
-        let pl = p(&[], "name", "");
+        for field in [
+            "name",
+            "city",
+            "country",
+            "state",
+            "category",
+            "source",
+            "email",
+            "phone",
+            "website",
+            "rating",
+            "review_count",
+            "score",
+            "updated_at",
+            "last_interaction_at",
+        ] {
+            for order in ["asc", "desc"] {
+                let pl = p(&["and.eq.city.Paris", "or.gt.rating.3"], field, order);
+                assert_eq!(pl.strategy, Strategy::KeyOrdered, "{field} {order}");
+                assert_ne!(pl.access_name(), "base", "{field} {order}");
+                // Descending, the leads without a value are a second range read last.
+                assert_eq!(pl.then.is_some(), order == "desc", "{field} {order}");
+            }
+        }
+        let pl = p(&["and.eq.city.Paris"], "attr:employees", "desc");
         assert_eq!(
             (pl.access_name(), pl.strategy),
-            ("base", Strategy::Candidates)
+            ("by_city", Strategy::Candidates)
         );
-        let pl = p(&[], "rating", "");
-        assert_eq!(
-            pl.strategy,
-            Strategy::Candidates,
-            "missing ratings must still sort last"
+        let pl = p(&["and.gte.rating.4"], "rating", "desc");
+        assert!(
+            pl.then.is_none(),
+            "a range on the sort field excludes missing values"
         );
+        assert!(matches!(
+            &pl.access,
+            Access::Index { sk: SkCond::Between(_, hi), .. } if hi == schema::PRESENT_END
+        ));
     }
 }

@@ -101,6 +101,9 @@ pub fn list_request(uri: &Uri) -> Result<ListRequest> {
 /// `GET /leads`
 pub async fn list(State(s): State<AppState>, Auth(t): Auth, uri: Uri) -> Result<Response> {
     let req = list_request(&uri)?;
+    let explain = query_pairs(uri.query())
+        .iter()
+        .any(|(k, v)| k == "explain" && v.trim().eq_ignore_ascii_case("true"));
     let page = s.app.leads.list(&t, &req).await?;
     let count = page.leads.len();
     Ok(Json(ListResponse {
@@ -108,6 +111,7 @@ pub async fn list(State(s): State<AppState>, Auth(t): Auth, uri: Uri) -> Result<
         has_more: page.next_cursor.is_some(),
         next_cursor: page.next_cursor,
         count,
+        plan: explain.then(|| page.plan.into()),
     })
     .into_response())
 }
