@@ -110,7 +110,11 @@ impl App {
             ingest,
             notes,
             scoring,
-            accounts: AccountService::new(deps.clone(), config.plans.clone()),
+            accounts: AccountService::new(
+                deps.clone(),
+                config.plans.clone(),
+                config.accounts.clone(),
+            ),
             limits: LimitService::new(deps.clone()),
             max_body_bytes: config.max_body_bytes,
             deps,

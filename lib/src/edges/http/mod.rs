@@ -1,5 +1,6 @@
 //! The HTTP edge: one axum router serves the Lambda functions and `klozeo serve` alike.
 
+pub mod accounts;
 pub mod enrich;
 pub mod error;
 pub mod extract;
@@ -44,6 +45,8 @@ pub enum Routes {
     Scoring,
     /// The webhook routes (subscriptions, delivery log, retry, test).
     Webhooks,
+    /// The account routes (register, login, the account, API keys) and analytics.
+    Accounts,
 }
 
 /// Builds the router for `routes`.
@@ -127,10 +130,29 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             )
             .route("/webhooks/{id}/test", post(webhooks::test));
     }
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
+    if matches!(routes, Routes::All | Routes::Accounts) {
+        api = api
+            .route("/account", get(accounts::get_account))
+            .route(
+                "/api-keys",
+                get(accounts::list_keys).post(accounts::create_key),
+            )
+            .route(
+                "/api-keys/{id}",
+                axum::routing::delete(accounts::delete_key),
+            );
+    }
+    let mut api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         guard::guard,
     ));
+    // Routes without an API key: they sit outside the guard.
+    if matches!(routes, Routes::All | Routes::Accounts) {
+        use axum::routing::post;
+        api = api
+            .route("/register", post(accounts::register))
+            .route("/login", post(accounts::login));
+    }
     Router::new()
         .route(
             "/health",
