@@ -223,3 +223,15 @@ pub fn service(
 + 'static {
     router(app, routes).map_request(normalize_path)
 }
+
+/// [`service`] as a make-service that records each connection's peer address, so that login
+/// throttling can count failures per client address under `klozeo serve`.
+pub fn service_with_client_addr(
+    app: Arc<App>,
+    routes: Routes,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr> {
+    let inner = router(app, routes).map_request(normalize_path as fn(Request) -> Request);
+    Router::new()
+        .fallback_service(inner)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>()
+}
