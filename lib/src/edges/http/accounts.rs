@@ -14,8 +14,9 @@ use crate::domain::account::{Access, Scope};
 use crate::edges::http::extract::{Auth, RawBody};
 use crate::edges::http::{API_PREFIX, AppState};
 use crate::edges::wire::{
-    AccountResponse, ApiKeyInput, ApiKeyResponse, ApiKeysResponse, CreatedApiKeyResponse,
-    Credentials, LoginResponse, RegisterResponse, parse_json,
+    AccountResponse, ApiKeyInput, ApiKeyResponse, ApiKeysResponse, CategoriesResponse,
+    CitiesResponse, CreatedApiKeyResponse, Credentials, LoginResponse, NameCountResponse,
+    RegisterResponse, StatsResponse, parse_json,
 };
 use crate::error::Result;
 
@@ -170,6 +171,30 @@ pub async fn delete_key(
 ) -> Result<Response> {
     s.app.accounts.revoke_key(&t.account_id, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /stats`: the account's statistics, from counters.
+pub async fn stats(State(s): State<AppState>, Auth(t): Auth) -> Result<Response> {
+    let st = s.app.analytics.stats(&t).await?;
+    Ok(Json(StatsResponse::from(st)).into_response())
+}
+
+/// `GET /categories`: `{"categories": [{name, count}]}`.
+pub async fn categories(State(s): State<AppState>, Auth(t): Auth) -> Result<Response> {
+    let c = s.app.analytics.categories(&t).await?;
+    Ok(Json(CategoriesResponse {
+        categories: c.into_iter().map(NameCountResponse::from).collect(),
+    })
+    .into_response())
+}
+
+/// `GET /cities`: `{"cities": [{name, count}]}`.
+pub async fn cities(State(s): State<AppState>, Auth(t): Auth) -> Result<Response> {
+    let c = s.app.analytics.cities(&t).await?;
+    Ok(Json(CitiesResponse {
+        cities: c.into_iter().map(NameCountResponse::from).collect(),
+    })
+    .into_response())
 }
 
 #[cfg(test)]

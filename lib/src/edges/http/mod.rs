@@ -140,7 +140,10 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             .route(
                 "/api-keys/{id}",
                 axum::routing::delete(accounts::delete_key),
-            );
+            )
+            .route("/stats", get(accounts::stats))
+            .route("/categories", get(accounts::categories))
+            .route("/cities", get(accounts::cities));
     }
     let mut api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),

@@ -166,3 +166,113 @@ pub struct CreatedApiKeyResponse {
     /// Unix seconds.
     pub created_at: i64,
 }
+
+/// Leads per status in `GET /stats`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[allow(missing_docs)]
+pub struct ByStatus {
+    pub new: u64,
+    pub contacted: u64,
+    pub qualified: u64,
+    pub disqualified: u64,
+    pub converted: u64,
+}
+
+/// Score figures in `GET /stats`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScoreStatsResponse {
+    /// Mean score, two decimals.
+    pub average: f64,
+    /// Leads scoring 70 or more.
+    pub high: u64,
+    /// Leads scoring 40 to below 70.
+    pub medium: u64,
+    /// Leads scoring below 40.
+    pub low: u64,
+}
+
+/// The answer of `GET /stats`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StatsResponse {
+    /// Leads stored.
+    pub total: u64,
+    /// Leads per status.
+    pub by_status: ByStatus,
+    /// Leads per source (case-insensitive; the spelling most leads use).
+    pub by_source: std::collections::BTreeMap<String, u64>,
+    /// Score figures.
+    pub score: ScoreStatsResponse,
+    /// Leads created since 00:00 UTC six days ago.
+    pub created_last_7_days: u64,
+    /// Leads created since 00:00 UTC twenty-nine days ago.
+    pub created_last_30_days: u64,
+    /// Leads with an e-mail.
+    pub with_email: u64,
+    /// Leads with a phone number.
+    pub with_phone: u64,
+}
+
+impl From<crate::services::analytics::Stats> for StatsResponse {
+    fn from(s: crate::services::analytics::Stats) -> Self {
+        use crate::domain::lead::Status;
+        let n = |st: Status| {
+            s.by_status
+                .iter()
+                .find(|(x, _)| *x == st)
+                .map_or(0, |(_, c)| *c)
+        };
+        StatsResponse {
+            total: s.total,
+            by_status: ByStatus {
+                new: n(Status::New),
+                contacted: n(Status::Contacted),
+                qualified: n(Status::Qualified),
+                disqualified: n(Status::Disqualified),
+                converted: n(Status::Converted),
+            },
+            by_source: s.by_source.into_iter().map(|x| (x.name, x.count)).collect(),
+            score: ScoreStatsResponse {
+                average: s.score.average,
+                high: s.score.high,
+                medium: s.score.medium,
+                low: s.score.low,
+            },
+            created_last_7_days: s.created_last_7_days,
+            created_last_30_days: s.created_last_30_days,
+            with_email: s.with_email,
+            with_phone: s.with_phone,
+        }
+    }
+}
+
+/// A distinct name with its lead count.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NameCountResponse {
+    /// The spelling most leads use.
+    pub name: String,
+    /// Leads with the name (any spelling).
+    pub count: u64,
+}
+
+impl From<crate::services::analytics::NameCount> for NameCountResponse {
+    fn from(n: crate::services::analytics::NameCount) -> Self {
+        NameCountResponse {
+            name: n.name,
+            count: n.count,
+        }
+    }
+}
+
+/// The answer of `GET /categories`, by count (most first), then name.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CategoriesResponse {
+    /// Distinct categories.
+    pub categories: Vec<NameCountResponse>,
+}
+
+/// The answer of `GET /cities`, by count (most first), then name.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CitiesResponse {
+    /// Distinct cities.
+    pub cities: Vec<NameCountResponse>,
+}
