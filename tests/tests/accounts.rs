@@ -467,3 +467,34 @@ async fn each_scope_allows_what_it_names_and_refuses_the_rest() {
         assert_eq!(admin.get("/leads").await.0, StatusCode::OK);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_description_is_public_and_names_every_account_route() {
+    let s = TestServer::start(klozeo_tests::Backend::Embedded).await;
+    let r = reqwest::get(format!("{}/openapi.json", s.base_url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/api/v1/register", "post"),
+        ("/api/v1/login", "post"),
+        ("/api/v1/account", "get"),
+        ("/api/v1/api-keys", "get"),
+        ("/api/v1/api-keys", "post"),
+        ("/api/v1/api-keys/{id}", "delete"),
+        ("/api/v1/stats", "get"),
+        ("/api/v1/categories", "get"),
+        ("/api/v1/cities", "get"),
+        ("/api/v1/leads", "get"),
+        ("/api/v1/webhooks/{id}/test", "post"),
+        ("/api/v1/jobs/{id}", "get"),
+        ("/api/v1/leads/{id}/score", "post"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["ApiKey"]["in"], "header");
+    assert_eq!(schemes["Bearer"]["scheme"], "bearer");
+}

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod leads;
+pub mod openapi;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -154,7 +155,8 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
         use axum::routing::post;
         api = api
             .route("/register", post(accounts::register))
-            .route("/login", post(accounts::login));
+            .route("/login", post(accounts::login))
+            .route("/openapi.json", get(openapi::serve));
     }
     Router::new()
         .route(
