@@ -118,6 +118,35 @@ PREFIX="py$(date +%s)-"
 KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 run_python_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
 unset AWS_ENDPOINT_URL
 
+step "OpenAPI: schemathesis against klozeo serve (embedded store)"
+# Every operation of /api/v1/openapi.json, a bounded number of generated requests each (a
+# minute or so on 2 cores); fails on any 5xx and on any answer that breaks the description.
+st_port=$(free_port)
+st_data=$(mktemp -d)
+"$KLOZEO" serve --listen "127.0.0.1:$st_port" --data-dir "$st_data" >"$LOGDIR/serve-schemathesis.log" 2>&1 &
+st_pid=$!
+PIDS+=($st_pid)
+if wait_http "http://127.0.0.1:$st_port/health"; then
+  st_key=$("$KLOZEO" account create --email "schemathesis@example.com" --plan unlimited --data-dir "$st_data" | tail -n 1)
+  if "$VENV/bin/st" run "http://127.0.0.1:$st_port/api/v1/openapi.json" --url "http://127.0.0.1:$st_port" \
+      -H "X-API-Key: $st_key" --checks not_a_server_error,response_schema_conformance \
+      --phases examples,coverage,fuzzing,stateful --max-examples 15 --workers 2 --no-color \
+      >"$LOGDIR/schemathesis.log" 2>&1; then
+    passed=$((passed + 1)); st_result="schemathesis: 1 passed, 0 failed"
+  else
+    fail_step "schemathesis (full log: $LOGDIR/schemathesis.log)"; st_result="schemathesis: 0 passed, 1 failed"
+  fi
+  if grep -q "FAILURES" "$LOGDIR/schemathesis.log"; then
+    sed -n '/FAILURES/,$p' "$LOGDIR/schemathesis.log"
+  else
+    sed -n '/SUMMARY/,$p' "$LOGDIR/schemathesis.log"
+  fi
+  echo "$st_result"
+else
+  fail_step "klozeo serve (schemathesis) did not start"
+fi
+kill "$st_pid" 2>/dev/null
+
 step "Durability: kill -9 during a stream of creates"
 KLOZEO_BIN=$KLOZEO "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/durability \
   --junitxml="$LOGDIR/pytest-durability.xml" 2>&1 | tail -n 15

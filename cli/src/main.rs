@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use klozeo_core::app::{App, local_signing_key};
 use klozeo_core::config::{self, Config, StoreConfig, TlsRoots};
-use klozeo_core::edges::http::{API_PREFIX, Routes, service};
+use klozeo_core::edges::http::{API_PREFIX, Routes, service_with_client_addr};
 use klozeo_core::ports::UuidIds;
 
 #[derive(Parser)]
@@ -109,6 +109,10 @@ enum KeyCmd {
         /// Optional label.
         #[arg(long)]
         name: Option<String>,
+        /// What the key may do: read (GET only), write (all but key and account
+        /// management) or admin (everything).
+        #[arg(long, default_value = "admin", value_parser = ["read", "write", "admin"])]
+        scope: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -173,6 +177,7 @@ async fn build_app(s: &StoreArgs) -> Result<App> {
         jobs_dlq_url: std::env::var("KLOZEO_JOBS_DLQ_URL")
             .ok()
             .filter(|v| !v.is_empty()),
+        accounts: config::accounts_from_env(&config::plans_from_env()?)?,
     };
     Ok(App::build(&cfg).await?)
 }
@@ -200,8 +205,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     );
     // Webhook dispatch and the jobs queue run in this process, on the same store.
     let workers = klozeo_core::edges::worker::spawn(app.clone());
-    let svc = service(app, Routes::All);
-    axum::serve(listener, tower::make::Shared::new(svc))
+    let svc = service_with_client_addr(app, Routes::All);
+    axum::serve(listener, svc)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -231,10 +236,19 @@ async fn main() -> Result<()> {
             println!("{}", key.raw);
             Ok(())
         }
-        Cmd::Key(KeyCmd::Create { email, name, store }) => {
+        Cmd::Key(KeyCmd::Create {
+            email,
+            name,
+            scope,
+            store,
+        }) => {
             let app = build_app(&store).await?;
             let account = find(&app, &email).await?;
-            let key = app.accounts.create_key(&account.id, name).await?;
+            let scope = klozeo_core::domain::account::Scope::parse(&scope)?;
+            let key = app
+                .accounts
+                .create_scoped_key(&account.id, name, scope)
+                .await?;
             println!("key {} for {}", key.record.id, account.email);
             println!("{}", key.raw);
             Ok(())
@@ -244,11 +258,12 @@ async fn main() -> Result<()> {
             let account = find(&app, &email).await?;
             for k in app.accounts.list_keys(&account.id).await? {
                 println!(
-                    "{}\t{}…\t{}\t{}",
+                    "{}\t{}…\t{}\t{}\t{}",
                     k.id,
                     k.prefix,
                     k.created_at,
-                    k.name.unwrap_or_default()
+                    k.name.unwrap_or_default(),
+                    k.scope.as_str()
                 );
             }
             Ok(())

@@ -15,6 +15,7 @@ use crate::ports::{Clock, IdSource, Store, SystemClock, UuidIds};
 use crate::ports::{JobQueue, JobSource, WebhookSender};
 use crate::services::Deps;
 use crate::services::accounts::AccountService;
+use crate::services::analytics::AnalyticsService;
 use crate::services::attributes::AttributeService;
 use crate::services::ingest::IngestService;
 use crate::services::jobs::JobRunner;
@@ -48,6 +49,8 @@ pub struct App {
     pub accounts: AccountService,
     /// Rate limits and idempotency keys.
     pub limits: LimitService,
+    /// Statistics, categories and cities, from counters.
+    pub analytics: AnalyticsService,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// The ports, for edges that need them directly.
@@ -110,8 +113,13 @@ impl App {
             ingest,
             notes,
             scoring,
-            accounts: AccountService::new(deps.clone(), config.plans.clone()),
+            accounts: AccountService::new(
+                deps.clone(),
+                config.plans.clone(),
+                config.accounts.clone(),
+            ),
             limits: LimitService::new(deps.clone()),
+            analytics: AnalyticsService::new(deps.clone()),
             max_body_bytes: config.max_body_bytes,
             deps,
         })

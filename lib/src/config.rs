@@ -144,6 +144,51 @@ pub fn webhooks_from_env() -> Result<WebhookConfig> {
     Ok(cfg)
 }
 
+/// Account settings: who may register and on which plan (`KLOZEO_REGISTRATION`,
+/// `KLOZEO_DEFAULT_PLAN`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountsConfig {
+    /// Whether `POST /register` creates accounts (`KLOZEO_REGISTRATION=closed` turns it off).
+    pub registration_open: bool,
+    /// The plan of a registered account.
+    pub default_plan: String,
+    /// How long a login session lasts.
+    pub session_ttl_secs: i64,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            registration_open: true,
+            default_plan: "free".into(),
+            session_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+/// The account settings from the environment; the default plan must be one of `plans`.
+pub fn accounts_from_env(plans: &Plans) -> Result<AccountsConfig> {
+    let mut cfg = AccountsConfig::default();
+    match var("KLOZEO_REGISTRATION").map(|v| v.trim().to_ascii_lowercase()) {
+        None => {}
+        Some(v) if v == "open" => {}
+        Some(v) if v == "closed" => cfg.registration_open = false,
+        Some(v) => {
+            return Err(Error::invalid(format!(
+                "configuration: KLOZEO_REGISTRATION='{v}' is not one of open, closed"
+            )));
+        }
+    }
+    if let Some(p) = var("KLOZEO_DEFAULT_PLAN") {
+        let p = p.trim().to_string();
+        plans
+            .get(&p)
+            .map_err(|e| Error::invalid(format!("configuration: KLOZEO_DEFAULT_PLAN: {e}")))?;
+        cfg.default_plan = p;
+    }
+    Ok(cfg)
+}
+
 /// Everything a process needs to compose the application.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -163,6 +208,8 @@ pub struct Config {
     pub jobs_queue_url: Option<String>,
     /// The SQS dead-letter queue (`KLOZEO_JOBS_DLQ_URL`).
     pub jobs_dlq_url: Option<String>,
+    /// Registration and session settings.
+    pub accounts: AccountsConfig,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -243,14 +290,16 @@ impl Config {
     /// `KLOZEO_TABLE_PREFIX`, cursors signed with `KLOZEO_SIGNING_KEY`, the compiled-in AWS
     /// roots unless `KLOZEO_TLS_ROOTS` says otherwise.
     pub fn lambda_from_env() -> Result<Config> {
+        let plans = plans_from_env()?;
         Ok(Config {
+            accounts: accounts_from_env(&plans)?,
             store: StoreConfig::Dynamo {
                 table_prefix: required("KLOZEO_TABLE_PREFIX")?,
                 tls_roots: tls_roots_from_env(TlsRoots::Aws)?,
             },
             signing_key: required("KLOZEO_SIGNING_KEY")?.into_bytes(),
             max_body_bytes: max_body_from_env()?,
-            plans: plans_from_env()?,
+            plans,
             jobs: jobs_from_env()?,
             webhooks: webhooks_from_env()?,
             jobs_queue_url: var("KLOZEO_JOBS_QUEUE_URL"),

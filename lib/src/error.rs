@@ -32,6 +32,10 @@ pub enum Code {
     PayloadTooLarge,
     /// A dependency is temporarily unavailable.
     ServiceUnavailable,
+    /// The operator does not allow this (e.g. registration is closed).
+    Forbidden,
+    /// The API key's scope does not cover this request.
+    InsufficientScope,
     /// A bug or an unexpected failure.
     InternalError,
 }
@@ -49,6 +53,8 @@ impl Code {
             Code::RateLimitExceeded => "rate_limit_exceeded",
             Code::PayloadTooLarge => "payload_too_large",
             Code::ServiceUnavailable => "service_unavailable",
+            Code::Forbidden => "forbidden",
+            Code::InsufficientScope => "insufficient_scope",
             Code::InternalError => "internal_error",
         }
     }
@@ -60,7 +66,7 @@ impl Code {
             Code::BadRequest => 400,
             Code::Unauthorized => 401,
             Code::Conflict | Code::IdempotencyConflict => 409,
-            Code::LeadsLimitReached => 403,
+            Code::LeadsLimitReached | Code::Forbidden | Code::InsufficientScope => 403,
             Code::RateLimitExceeded => 429,
             Code::PayloadTooLarge => 413,
             Code::ServiceUnavailable => 503,
@@ -73,7 +79,7 @@ impl Code {
         match self {
             Code::NotFound => "RESOURCE_NOT_FOUND",
             Code::BadRequest | Code::PayloadTooLarge => "VALIDATION_ERROR",
-            Code::Unauthorized => "UNAUTHORIZED",
+            Code::Unauthorized | Code::Forbidden | Code::InsufficientScope => "UNAUTHORIZED",
             Code::Conflict | Code::IdempotencyConflict | Code::LeadsLimitReached => "CONFLICT",
             Code::RateLimitExceeded => "RATE_LIMITED",
             Code::ServiceUnavailable | Code::InternalError => "INTERNAL_ERROR",
@@ -111,6 +117,14 @@ pub enum Error {
     #[error("{message}")]
     LimitReached {
         /// Which limit, e.g. [`Code::LeadsLimitReached`].
+        code: Code,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// The credentials are valid but do not allow this; nothing was done.
+    #[error("{message}")]
+    Forbidden {
+        /// [`Code::Forbidden`] or [`Code::InsufficientScope`].
         code: Code,
         /// Human-readable explanation.
         message: String,
@@ -162,7 +176,9 @@ impl Error {
             Error::NotFound(_) => Code::NotFound,
             Error::Invalid(_) => Code::BadRequest,
             Error::Unauthenticated(_) => Code::Unauthorized,
-            Error::Conflict { code, .. } | Error::LimitReached { code, .. } => *code,
+            Error::Conflict { code, .. }
+            | Error::LimitReached { code, .. }
+            | Error::Forbidden { code, .. } => *code,
             Error::RateLimited { .. } => Code::RateLimitExceeded,
             Error::TooLarge(_) => Code::PayloadTooLarge,
             Error::Unavailable(_) => Code::ServiceUnavailable,

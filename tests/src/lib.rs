@@ -15,7 +15,7 @@ use klozeo_core::adapters::sqlite::SqliteStore;
 use klozeo_core::app::App;
 use klozeo_core::config::{Config, DEFAULT_MAX_BODY_BYTES, StoreConfig};
 use klozeo_core::domain::account::Plans;
-use klozeo_core::edges::http::{Routes, service};
+use klozeo_core::edges::http::Routes;
 use klozeo_core::ports::{Clock, Store, SystemClock, UuidIds};
 
 /// Which backend a test runs on.
@@ -129,6 +129,7 @@ pub fn test_config() -> Config {
         },
         jobs_queue_url: None,
         jobs_dlq_url: None,
+        accounts: klozeo_core::config::AccountsConfig::default(),
     }
 }
 
@@ -239,9 +240,9 @@ impl TestServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let svc = service(app.clone(), Routes::All);
+        let svc = klozeo_core::edges::http::service_with_client_addr(app.clone(), Routes::All);
         tokio::spawn(async move {
-            axum::serve(listener, tower::make::Shared::new(svc))
+            axum::serve(listener, svc)
                 .with_graceful_shutdown(async {
                     let _ = rx.await;
                 })

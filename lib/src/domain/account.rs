@@ -67,6 +67,68 @@ pub struct Account {
     pub plan: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// PHC string of the argon2id hash of the password, for accounts that can log in
+    /// (registered over HTTP); operator-created accounts have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+}
+
+/// What an API key may do. Beyond the vendor, whose keys all have full access.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Reading only (`GET`).
+    Read,
+    /// Everything but key and account management.
+    Write,
+    /// Everything (the default, so keys made before scopes existed keep full access).
+    #[default]
+    Admin,
+}
+
+/// What a request does, as far as scopes are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads data (a `GET` outside key and account management).
+    Read,
+    /// Changes data (any other method outside key and account management).
+    Write,
+    /// Reads or changes the account or its keys.
+    Manage,
+}
+
+impl Scope {
+    /// Whether a key with this scope may do `access`.
+    pub fn permits(self, access: Access) -> bool {
+        match self {
+            Scope::Admin => true,
+            Scope::Write => access != Access::Manage,
+            Scope::Read => access == Access::Read,
+        }
+    }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Parses the wire spelling (case-insensitive); a 400 names the known scopes.
+    pub fn parse(s: &str) -> Result<Scope> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "read" => Ok(Scope::Read),
+            "write" => Ok(Scope::Write),
+            "admin" => Ok(Scope::Admin),
+            _ => Err(Error::invalid(format!(
+                "scope: '{s}' is not one of read, write, admin"
+            ))),
+        }
+    }
 }
 
 /// The authenticated caller of a request: which account, under which limits, with which key.
@@ -78,8 +140,10 @@ pub struct Tenant {
     pub plan: String,
     /// The plan's limits at the time of the request.
     pub limits: PlanLimits,
-    /// Id of the API key used.
+    /// Id of the API key used (for a session, an id derived from the session).
     pub key_id: String,
+    /// What the credential may do.
+    pub scope: Scope,
 }
 
 /// Stored metadata of an API key. The raw key is never stored, only its SHA-256.
@@ -97,6 +161,60 @@ pub struct ApiKeyRecord {
     pub name: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// What the key may do.
+    #[serde(default)]
+    pub scope: Scope,
+    /// Unix seconds of the last authenticated request (to the minute), if any.
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
+}
+
+/// A stored login session. The raw token is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The account logged in.
+    pub account_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds after which the token is refused.
+    pub expires_at: i64,
+}
+
+/// Prefix of every raw session token (tells it apart from an API key in `Authorization`).
+pub const SESSION_PREFIX: &str = "kls_";
+
+/// Builds a raw session token from 32 random bytes.
+pub fn session_token_from_bytes(a: [u8; 16], b: [u8; 16]) -> String {
+    format!("{SESSION_PREFIX}{}{}", hex::encode(a), hex::encode(b))
+}
+
+/// Whether a presented string has the shape of a session token.
+pub fn looks_like_session(s: &str) -> bool {
+    s.len() == SESSION_PREFIX.len() + 64
+        && s.starts_with(SESSION_PREFIX)
+        && s[SESSION_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Shortest accepted password.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest accepted password (hashing cost must stay bounded).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Checks a new password's length.
+pub fn check_new_password(p: &str) -> Result<()> {
+    if p.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::invalid(format!(
+            "password: at least {MIN_PASSWORD_CHARS} characters are required"
+        )));
+    }
+    if p.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::invalid(format!(
+            "password: at most {MAX_PASSWORD_BYTES} bytes are accepted"
+        )));
+    }
+    Ok(())
 }
 
 /// A freshly minted API key: the raw secret (shown once) and what is stored.
@@ -166,5 +284,38 @@ mod tests {
         assert!(!looks_like_key("sk_live_ABABABABABABABABABABABABABABABAB"));
         assert_eq!(hash_key(&raw).len(), 64);
         assert_ne!(hash_key(&raw), raw);
+    }
+
+    #[test]
+    fn scopes_permit_what_they_name() {
+        use Access::*;
+        assert!(Scope::Read.permits(Read));
+        assert!(!Scope::Read.permits(Write));
+        assert!(!Scope::Read.permits(Manage));
+        assert!(Scope::Write.permits(Write) && Scope::Write.permits(Read));
+        assert!(!Scope::Write.permits(Manage));
+        assert!(Scope::Admin.permits(Manage));
+        assert_eq!(Scope::default(), Scope::Admin);
+        let old: ApiKeyRecord = serde_json::from_value(serde_json::json!({
+            "id": "k", "account_id": "a", "prefix": "sk_live_0000", "hash": "h",
+            "name": null, "created_at": 1
+        }))
+        .unwrap();
+        assert_eq!(
+            old.scope,
+            Scope::Admin,
+            "keys stored before scopes keep full access"
+        );
+        assert!(Scope::parse("owner").is_err());
+    }
+
+    #[test]
+    fn session_tokens_are_told_apart_from_keys() {
+        let t = session_token_from_bytes([1; 16], [2; 16]);
+        assert!(looks_like_session(&t));
+        assert!(!looks_like_key(&t));
+        assert!(!looks_like_session(&raw_key_from_bytes([1; 16])));
+        assert!(check_new_password("short").is_err());
+        assert!(check_new_password("0123456789").is_ok());
     }
 }

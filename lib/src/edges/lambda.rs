@@ -225,7 +225,13 @@ where
 /// Converts a `lambda_http` request into the request the router takes.
 fn into_axum(req: lambda_http::Request) -> axum::extract::Request {
     let stage = stage(&req).map(str::to_owned);
+    let client = source_ip(&req);
     let (mut parts, body) = req.into_parts();
+    if let Some(ip) = client {
+        parts
+            .extensions
+            .insert(crate::edges::http::accounts::ClientAddr(ip));
+    }
     let path = routed_path(parts.uri.path(), stage.as_deref());
     if path.len() != parts.uri.path().len() {
         let pq = match parts.uri.query() {
@@ -246,6 +252,15 @@ fn into_axum(req: lambda_http::Request) -> axum::extract::Request {
         other => axum::body::Body::from(other.to_vec()),
     };
     axum::extract::Request::from_parts(parts, body)
+}
+
+/// The client's address as API Gateway saw it (login throttling counts per address).
+fn source_ip(req: &lambda_http::Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV1(ctx) => ctx.identity.source_ip.clone(),
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
 }
 
 /// The API Gateway stage of the request, when the event names one.

@@ -3,6 +3,9 @@
 //! domain types. Each type derives a JSON Schema, so the OpenAPI description and the MCP tool
 //! schemas come from the same structs as the wire.
 
+mod accounts;
+pub use accounts::*;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

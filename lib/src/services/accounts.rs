@@ -1,20 +1,37 @@
-//! Accounts and API keys: create, authenticate, list, revoke.
+//! Accounts, API keys and login sessions: register, log in, create, authenticate, list, revoke.
 
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+
+use crate::config::AccountsConfig;
 use crate::domain::account::{
-    Account, ApiKeyRecord, NewApiKey, Plans, Tenant, hash_key, looks_like_key,
-    normalize_account_email, raw_key_from_bytes,
+    Account, ApiKeyRecord, NewApiKey, PlanLimits, Plans, Scope, SessionRecord, Tenant,
+    check_new_password, hash_key, looks_like_key, looks_like_session, normalize_account_email,
+    raw_key_from_bytes, session_token_from_bytes,
 };
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::ports::{Cond, Item, Key, QueryReq, SkCond, Table, WriteOp};
 use crate::schema;
+use crate::services::limits::LimitService;
 use crate::services::txn::{Check, Txn, TxnError};
 use crate::services::{Deps, from_body, to_body};
+
+/// Failed logins tolerated per e-mail and per client address within [`LOGIN_WINDOW_SECS`];
+/// the next attempt is refused with 429 until the oldest failure leaves the window.
+pub const MAX_LOGIN_FAILURES: usize = 5;
+/// The login throttling window.
+pub const LOGIN_WINDOW_SECS: i64 = 15 * 60;
+/// How often a key's `last_used_at` is written at most (a write per request would double the
+/// cost of every request).
+const LAST_USED_RESOLUTION_SECS: i64 = 60;
 
 /// The accounts use cases.
 #[derive(Clone)]
 pub struct AccountService {
     deps: Deps,
     plans: Plans,
+    config: AccountsConfig,
+    limits: LimitService,
 }
 
 /// What identifies a key in a listing (never the raw key or its hash).
@@ -26,14 +43,94 @@ pub struct ApiKeyInfo {
     pub prefix: String,
     /// Optional label.
     pub name: Option<String>,
+    /// What the key may do.
+    pub scope: Scope,
     /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds of the last request made with it (to the minute).
+    pub last_used_at: Option<i64>,
+}
+
+impl From<ApiKeyRecord> for ApiKeyInfo {
+    fn from(r: ApiKeyRecord) -> Self {
+        ApiKeyInfo {
+            id: r.id,
+            prefix: r.prefix,
+            name: r.name,
+            scope: r.scope,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+/// A login session: the raw token (shown once) and when it stops working.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// `kls_` followed by 64 hex characters.
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// An account as its owner sees it: plan limits and current usage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountOverview {
+    /// The account.
+    pub account: Account,
+    /// Its plan's limits.
+    pub limits: PlanLimits,
+    /// Leads stored.
+    pub leads: u64,
+    /// Requests counted in the current rate-limit window, over all of the account's keys.
+    pub requests_in_window: u64,
+}
+
+/// Recent failed logins of one e-mail or one client address.
+#[derive(Serialize, Deserialize, Default)]
+struct Failures {
+    /// Unix seconds of each failure, oldest first.
+    at: Vec<i64>,
+}
+
+fn failures_key(kind: &str, value: &str) -> Key {
+    Key::new(format!("LOGINFAIL#{kind}#{value}"), "#")
+}
+
+fn session_key(token_hash: &str) -> Key {
+    Key::new(format!("SESSION#{token_hash}"), "#")
+}
+
+fn argon2() -> argon2::Argon2<'static> {
+    // argon2id v1.3, 19 MiB, 2 passes, 1 lane: the OWASP recommendation.
+    argon2::Argon2::default()
+}
+
+fn hash_password(password: &str, salt: [u8; 16]) -> Result<String> {
+    let salt = SaltString::encode_b64(&salt).map_err(Error::internal)?;
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(Error::internal)
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+fn invalid_login() -> Error {
+    Error::Unauthenticated("Invalid e-mail or password".into())
 }
 
 impl AccountService {
     /// Builds the service.
-    pub fn new(deps: Deps, plans: Plans) -> Self {
-        AccountService { deps, plans }
+    pub fn new(deps: Deps, plans: Plans, config: AccountsConfig) -> Self {
+        AccountService {
+            limits: LimitService::new(deps.clone()),
+            deps,
+            plans,
+            config,
+        }
     }
 
     /// The plan definitions in force.
@@ -43,6 +140,15 @@ impl AccountService {
 
     /// Creates an account with a first API key; the raw key is returned once and never stored.
     pub async fn create_account(&self, email: &str, plan: &str) -> Result<(Account, NewApiKey)> {
+        self.insert_account(email, plan, None).await
+    }
+
+    async fn insert_account(
+        &self,
+        email: &str,
+        plan: &str,
+        password_hash: Option<String>,
+    ) -> Result<(Account, NewApiKey)> {
         let email = normalize_account_email(email)?;
         self.plans.get(plan)?;
         let now_ms = self.deps.clock.now_ms();
@@ -51,8 +157,9 @@ impl AccountService {
             email: email.clone(),
             plan: plan.to_string(),
             created_at: now_ms.div_euclid(1000),
+            password_hash,
         };
-        let key = self.mint_key(&account.id, None);
+        let key = self.mint_key(&account.id, None, Scope::Admin);
         let mut tx = Txn::new();
         tx.push(
             Check::AccountAbsent,
@@ -77,11 +184,196 @@ impl AccountService {
         match tx.commit(&*self.deps.store).await {
             Ok(()) => Ok((account, key)),
             Err(TxnError::Failed(Check::AccountEmailFree)) => Err(Error::Conflict {
-                code: crate::error::Code::Conflict,
+                code: Code::Conflict,
                 message: format!("an account with e-mail {email} already exists"),
             }),
             Err(e) => Err(e.into_error("a concurrent change was detected; please retry")),
         }
+    }
+
+    /// Self-service registration: an account on the operator's default plan, with a password
+    /// (argon2id) and a first admin key. Refused (403) when the operator closed registration.
+    pub async fn register(&self, email: &str, password: &str) -> Result<(Account, NewApiKey)> {
+        if !self.config.registration_open {
+            return Err(Error::Forbidden {
+                code: Code::Forbidden,
+                message: "Registration is closed on this server".into(),
+            });
+        }
+        normalize_account_email(email)?;
+        check_new_password(password)?;
+        let password = password.to_string();
+        let salt = self.deps.ids.secret_bytes();
+        let phc = tokio::task::spawn_blocking(move || hash_password(&password, salt))
+            .await
+            .map_err(Error::internal)??;
+        let plan = self.config.default_plan.clone();
+        self.insert_account(email, &plan, Some(phc)).await
+    }
+
+    /// Logs in with e-mail and password and opens a session. An unknown e-mail and a wrong
+    /// password give the same 401 after the same work (one argon2id run either way); more
+    /// than [`MAX_LOGIN_FAILURES`] failures for the e-mail or for `client` within
+    /// [`LOGIN_WINDOW_SECS`] answer 429 until the oldest failure ages out.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: Option<&str>,
+    ) -> Result<Session> {
+        // A malformed e-mail is throttled like any other so that it cannot probe the limiter.
+        let email_norm = email.trim().to_lowercase();
+        let mut throttles = vec![failures_key("e", &bounded(&email_norm))];
+        if let Some(c) = client.filter(|c| !c.is_empty()) {
+            throttles.push(failures_key("a", &bounded(c)));
+        }
+        let now = self.deps.clock.now_secs();
+        for k in &throttles {
+            self.check_throttle(k, now).await?;
+        }
+        let account = match normalize_account_email(email) {
+            Ok(_) => self.find_by_email(email).await?,
+            Err(_) => None,
+        };
+        let phc = account.as_ref().and_then(|a| a.password_hash.clone());
+        let password = password.to_string();
+        let salt = self.deps.ids.secret_bytes();
+        // Without a stored hash the password is hashed anyway (one argon2id run, like a
+        // verification), so an unknown e-mail answers after the same work as a wrong password.
+        let matches = tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => verify_password(&password, &phc),
+            None => {
+                let _ = hash_password(&password, salt);
+                false
+            }
+        })
+        .await
+        .map_err(Error::internal)?;
+        let account = match account {
+            Some(a) if matches && a.password_hash.is_some() => a,
+            _ => {
+                for k in &throttles {
+                    self.record_failure(k).await?;
+                }
+                return Err(invalid_login());
+            }
+        };
+        let (a, b) = (self.deps.ids.secret_bytes(), self.deps.ids.secret_bytes());
+        let token = session_token_from_bytes(a, b);
+        let now = self.deps.clock.now_secs();
+        let record = SessionRecord {
+            account_id: account.id,
+            created_at: now,
+            expires_at: now + self.config.session_ttl_secs,
+        };
+        let mut item = Item::new(session_key(&hash_key(&token)), to_body(&record)?);
+        item.expires_at = Some(record.expires_at);
+        self.deps
+            .store
+            .transact(vec![WriteOp::Put {
+                table: Table::Accounts,
+                item,
+                cond: Cond::NotExists,
+            }])
+            .await?;
+        Ok(Session {
+            token,
+            expires_at: record.expires_at,
+        })
+    }
+
+    async fn check_throttle(&self, key: &Key, now: i64) -> Result<()> {
+        let Some(item) = self.deps.store.get(Table::Accounts, key).await? else {
+            return Ok(());
+        };
+        let f: Failures = from_body(&item.body).unwrap_or_default();
+        let recent: Vec<i64> =
+            f.at.into_iter()
+                .filter(|t| *t > now - LOGIN_WINDOW_SECS)
+                .collect();
+        if recent.len() >= MAX_LOGIN_FAILURES {
+            let oldest = recent[recent.len() - MAX_LOGIN_FAILURES];
+            return Err(Error::RateLimited {
+                retry_after_secs: (oldest + LOGIN_WINDOW_SECS - now).max(1) as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends a failure to the record at `key`, kept in the store so that every instance
+    /// counts the same failures.
+    async fn record_failure(&self, key: &Key) -> Result<()> {
+        for attempt in 0..20 {
+            let now = self.deps.clock.now_secs();
+            let current = self.deps.store.get(Table::Accounts, key).await?;
+            let (mut f, cond, version) = match &current {
+                Some(i) => (
+                    from_body::<Failures>(&i.body).unwrap_or_default(),
+                    Cond::Version(i.version),
+                    i.version + 1,
+                ),
+                None => (Failures::default(), Cond::NotExists, 1),
+            };
+            f.at.retain(|t| *t > now - LOGIN_WINDOW_SECS);
+            f.at.push(now);
+            // Only the newest failures can decide a refusal.
+            let excess = f.at.len().saturating_sub(MAX_LOGIN_FAILURES + 1);
+            f.at.drain(..excess);
+            let mut item = Item::new(key.clone(), to_body(&f)?);
+            item.version = version;
+            item.expires_at = Some(now + LOGIN_WINDOW_SECS);
+            match self
+                .deps
+                .store
+                .transact(vec![WriteOp::Put {
+                    table: Table::Accounts,
+                    item,
+                    cond,
+                }])
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(crate::ports::StoreError::ConditionFailed(_)) => {
+                    crate::services::backoff(attempt).await
+                }
+                Err(crate::ports::StoreError::Other(e)) => return Err(e),
+            }
+        }
+        Err(Error::conflict("too many concurrent logins; please retry"))
+    }
+
+    /// Resolves a presented session token to its tenant (full access to the account); an
+    /// unknown or expired token is a 401.
+    pub async fn authenticate_session(&self, token: &str) -> Result<Tenant> {
+        let unknown = || Error::Unauthenticated("Invalid or expired session".into());
+        let token = token.trim();
+        if !looks_like_session(token) {
+            return Err(unknown());
+        }
+        let hash = hash_key(token);
+        let item = self
+            .deps
+            .store
+            .get(Table::Accounts, &session_key(&hash))
+            .await?
+            .ok_or_else(unknown)?;
+        let s: SessionRecord = from_body(&item.body)?;
+        if s.expires_at <= self.deps.clock.now_secs() {
+            return Err(unknown());
+        }
+        let account = match self.get_account(&s.account_id).await {
+            Ok(a) => a,
+            Err(Error::NotFound(_)) => return Err(unknown()),
+            Err(e) => return Err(e),
+        };
+        let limits = self.plans.get(&account.plan)?.clone();
+        Ok(Tenant {
+            account_id: account.id,
+            plan: account.plan,
+            limits,
+            key_id: format!("session-{}", &hash[..24]),
+            scope: Scope::Admin,
+        })
     }
 
     /// Finds an account by its e-mail.
@@ -111,7 +403,38 @@ impl AccountService {
         from_body(&item.body)
     }
 
-    fn mint_key(&self, account_id: &str, name: Option<String>) -> NewApiKey {
+    /// The caller's account with its plan limits and current usage (read from counters).
+    pub async fn overview(&self, t: &Tenant) -> Result<AccountOverview> {
+        let account = self.get_account(&t.account_id).await?;
+        let limits = self.plans.get(&account.plan)?.clone();
+        let leads = self
+            .deps
+            .store
+            .get(Table::Accounts, &schema::lead_counter_key(&t.account_id))
+            .await?
+            .map_or(0, |i| i.counter.max(0) as u64);
+        let mut key_ids: Vec<String> = self
+            .list_keys(&t.account_id)
+            .await?
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        if !key_ids.contains(&t.key_id) {
+            key_ids.push(t.key_id.clone());
+        }
+        let requests_in_window = self
+            .limits
+            .requests_in_window(&key_ids, limits.window_secs)
+            .await?;
+        Ok(AccountOverview {
+            account,
+            limits,
+            leads,
+            requests_in_window,
+        })
+    }
+
+    fn mint_key(&self, account_id: &str, name: Option<String>, scope: Scope) -> NewApiKey {
         let raw = raw_key_from_bytes(self.deps.ids.secret_bytes());
         let record = ApiKeyRecord {
             id: self.deps.ids.random().to_string(),
@@ -120,6 +443,8 @@ impl AccountService {
             hash: hash_key(&raw),
             name,
             created_at: self.deps.clock.now_secs(),
+            scope,
+            last_used_at: None,
         };
         NewApiKey { raw, record }
     }
@@ -143,10 +468,25 @@ impl AccountService {
         ])
     }
 
-    /// Adds another API key to an existing account.
+    /// Adds another API key (full access) to an existing account.
     pub async fn create_key(&self, account_id: &str, name: Option<String>) -> Result<NewApiKey> {
+        self.create_scoped_key(account_id, name, Scope::Admin).await
+    }
+
+    /// Adds another API key with `scope` to an existing account.
+    pub async fn create_scoped_key(
+        &self,
+        account_id: &str,
+        name: Option<String>,
+        scope: Scope,
+    ) -> Result<NewApiKey> {
+        if let Some(n) = &name
+            && n.chars().count() > 200
+        {
+            return Err(Error::invalid("name: at most 200 characters"));
+        }
         self.get_account(account_id).await?;
-        let key = self.mint_key(account_id, name);
+        let key = self.mint_key(account_id, name, scope);
         let mut ops = vec![WriteOp::Check {
             table: Table::Accounts,
             key: schema::account_key(account_id),
@@ -157,7 +497,7 @@ impl AccountService {
         Ok(key)
     }
 
-    /// Lists an account's keys (ids and prefixes only).
+    /// Lists an account's keys (ids and prefixes only), oldest first.
     pub async fn list_keys(&self, account_id: &str) -> Result<Vec<ApiKeyInfo>> {
         let items = self
             .deps
@@ -171,21 +511,16 @@ impl AccountService {
                 limit: 200,
             })
             .await?;
-        items
+        let mut keys = items
             .iter()
-            .map(|item| {
-                let r: ApiKeyRecord = from_body(&item.body)?;
-                Ok(ApiKeyInfo {
-                    id: r.id,
-                    prefix: r.prefix,
-                    name: r.name,
-                    created_at: r.created_at,
-                })
-            })
-            .collect()
+            .map(|item| from_body::<ApiKeyRecord>(&item.body).map(ApiKeyInfo::from))
+            .collect::<Result<Vec<_>>>()?;
+        keys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(keys)
     }
 
-    /// Revokes one key of an account; another account's key id is a 404.
+    /// Revokes one key of an account; another account's key id is a 404. The key answers
+    /// 401 from the next request on (nothing caches keys).
     pub async fn revoke_key(&self, account_id: &str, key_id: &str) -> Result<()> {
         let listing = schema::api_key_listing_key(account_id, key_id);
         let item = self
@@ -238,17 +573,78 @@ impl AccountService {
             Err(Error::NotFound(_)) => return Err(unknown()),
             Err(e) => return Err(e),
         };
+        self.touch_key(&r, item.version).await;
         let limits = self.plans.get(&account.plan)?.clone();
         Ok(Tenant {
             account_id: account.id,
             plan: account.plan,
             limits,
             key_id: r.id,
+            scope: r.scope,
         })
+    }
+
+    /// Records when a key was last used, at most once a minute. Both items must still exist,
+    /// so a concurrent revocation is never undone; a failure only loses the timestamp.
+    async fn touch_key(&self, r: &ApiKeyRecord, version: u64) {
+        let now = self.deps.clock.now_secs();
+        if r.last_used_at
+            .is_some_and(|t| now - t < LAST_USED_RESOLUTION_SECS)
+        {
+            return;
+        }
+        let mut updated = r.clone();
+        updated.last_used_at = Some(now);
+        let Ok(body) = to_body(&updated) else { return };
+        let mut by_hash = Item::new(schema::api_key_key(&r.hash), body.clone());
+        by_hash.version = version + 1;
+        let listing = Item::new(schema::api_key_listing_key(&r.account_id, &r.id), body);
+        if let Err(e) = self
+            .deps
+            .store
+            .transact(vec![
+                WriteOp::Put {
+                    table: Table::Accounts,
+                    item: by_hash,
+                    cond: Cond::Version(version),
+                },
+                WriteOp::Put {
+                    table: Table::Accounts,
+                    item: listing,
+                    cond: Cond::Exists,
+                },
+            ])
+            .await
+        {
+            tracing::debug!(error = %e, "last_used_at not recorded");
+        }
     }
 
     /// The key item for a raw key, for tests that check only hashes are stored.
     pub fn stored_key_of(raw: &str) -> Key {
         schema::api_key_key(&hash_key(raw))
+    }
+}
+
+/// Keeps a throttling key component short (DynamoDB's key size; an attacker's long e-mail).
+fn bounded(v: &str) -> String {
+    if v.len() <= 200 {
+        v.to_string()
+    } else {
+        hash_key(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let phc = hash_password("correct horse battery", [3; 16]).unwrap();
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        assert!(verify_password("correct horse battery", &phc));
+        assert!(!verify_password("correct horse battery!", &phc));
+        assert!(!verify_password("anything", "not a phc string"));
     }
 }

@@ -17,6 +17,7 @@ use crate::domain::lead::{Lead, LeadChanges, TextField};
 use crate::error::{Code, Error, Result};
 use crate::ports::{Cond, Item, Key, QueryReq, SkCond, Table, WriteOp};
 use crate::schema;
+use crate::services::analytics;
 use crate::services::events::{self, EventMode};
 use crate::services::leads::{lead_item, load_lead};
 use crate::services::notes::NoteService;
@@ -503,6 +504,10 @@ impl IngestService {
         );
         self.marker_ops(&t.account_id, &lead.id, None, Some(&lead), &mut tx)
             .await?;
+        tx.extend(
+            Check::None,
+            analytics::counter_ops(&t.account_id, None, Some(&lead)),
+        );
         match tx.commit(&*self.deps.store).await {
             Ok(()) => Ok(lead),
             Err(TxnError::Failed(Check::LeadLimit)) => Err(limit_reached(t)),
@@ -588,6 +593,10 @@ impl IngestService {
             }
             self.marker_ops(&t.account_id, &lead.id, Some(&old), Some(&lead), &mut tx)
                 .await?;
+            tx.extend(
+                Check::None,
+                analytics::counter_ops(&t.account_id, Some(&old), Some(&lead)),
+            );
         }
         tx.commit(&*self.deps.store)
             .await
@@ -634,6 +643,10 @@ impl IngestService {
             );
             self.marker_ops(&t.account_id, &lead.id, Some(&lead), None, &mut tx)
                 .await?;
+            tx.extend(
+                Check::None,
+                analytics::counter_ops(&t.account_id, Some(&lead), None),
+            );
             match tx.commit(&*self.deps.store).await {
                 Ok(()) => return self.notes.delete_all_of(t, id).await,
                 Err(TxnError::Failed(_)) => backoff(attempt).await,

@@ -157,6 +157,27 @@ impl LimitService {
         ))
     }
 
+    /// Requests counted in the current window of `window_secs` over the keys `key_ids` (only
+    /// plans with a request limit count requests).
+    pub async fn requests_in_window(&self, key_ids: &[String], window_secs: u64) -> Result<u64> {
+        let keys: Vec<Key> = key_ids.iter().map(|k| rate_key(k)).collect();
+        let now = self.deps.clock.now_secs();
+        let window = window_secs.max(1) as i64;
+        let bucket = (window / BUCKETS_PER_WINDOW as i64).max(1);
+        let mut total = 0u64;
+        for chunk in keys.chunks(100) {
+            for item in self.deps.store.batch_get(Table::Accounts, chunk).await? {
+                let w = from_body::<Window>(&item.body).unwrap_or_default();
+                total +=
+                    w.b.iter()
+                        .filter(|(start, _)| start + bucket > now - window)
+                        .map(|(_, n)| u64::from(*n))
+                        .sum::<u64>();
+            }
+        }
+        Ok(total)
+    }
+
     /// Claims an idempotency key for a request with fingerprint `fp`, or says how to answer.
     pub async fn idem_begin(&self, account_id: &str, raw_key: &str, fp: &str) -> Result<IdemStart> {
         let valid = !raw_key.is_empty()

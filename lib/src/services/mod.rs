@@ -9,6 +9,7 @@
 //! (outbox records and batch groups) and `txn` (named transaction conditions) are used by all.
 
 pub mod accounts;
+pub mod analytics;
 pub mod attributes;
 pub mod events;
 pub mod ingest;

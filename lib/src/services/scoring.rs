@@ -535,9 +535,10 @@ impl ScoringService {
             }
             // A changed score is written from the document just read, if no one changed the
             // lead since; otherwise the lead is reloaded and rescored.
+            let old_score = lead.score;
             lead.score = score;
             let written = match self
-                .score_txn(account_id, &lead, item.version, mode)?
+                .score_txn(account_id, &lead, old_score, item.version, mode)?
                 .commit(&*self.deps.store)
                 .await
             {
@@ -578,9 +579,10 @@ impl ScoringService {
             if (score - lead.score).abs() < 1e-9 {
                 return Ok(None);
             }
+            let old_score = lead.score;
             lead.score = score;
             match self
-                .score_txn(account_id, &lead, version, mode)?
+                .score_txn(account_id, &lead, old_score, version, mode)?
                 .commit(&*self.deps.store)
                 .await
             {
@@ -600,9 +602,14 @@ impl ScoringService {
         &self,
         account_id: &str,
         lead: &Lead,
+        old_score: f64,
         version: u64,
         mode: EventMode<'_>,
     ) -> Result<Txn> {
+        let before = Lead {
+            score: old_score,
+            ..lead.clone()
+        };
         let data = serde_json::json!({ "id": lead.id, "score": lead.score });
         let mut tx = Txn::new();
         tx.push(
@@ -623,6 +630,10 @@ impl ScoringService {
                 EventKind::LeadsScored,
                 data,
             )?,
+        )
+        .extend(
+            Check::None,
+            crate::services::analytics::counter_ops(account_id, Some(&before), Some(lead)),
         );
         Ok(tx)
     }

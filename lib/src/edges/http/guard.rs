@@ -9,9 +9,11 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
+use crate::domain::account::{Access, looks_like_session};
 use crate::edges::http::AppState;
+use crate::edges::http::accounts::access_of;
 use crate::edges::http::extract::presented_key;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::services::limits::{IdemStart, RateState};
 
 /// Header carrying the idempotency key.
@@ -46,10 +48,36 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
             .into_response();
         }
     };
-    let tenant = match s.app.accounts.authenticate(&key).await {
+    // Below the `/api/v1` nest the path has its prefix stripped (and was normalised before
+    // routing), so it names the route exactly.
+    let access = access_of(&parts.method, parts.uri.path());
+    let tenant = if looks_like_session(&key) {
+        // A login session manages the account; data routes need an API key.
+        if access != Access::Manage {
+            return Error::Unauthenticated(
+                "A session token is accepted only on the account routes; use an API key".into(),
+            )
+            .into_response();
+        }
+        s.app.accounts.authenticate_session(&key).await
+    } else {
+        s.app.accounts.authenticate(&key).await
+    };
+    let tenant = match tenant {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
+    // Refused before anything is counted or done.
+    if !tenant.scope.permits(access) {
+        return Error::Forbidden {
+            code: Code::InsufficientScope,
+            message: format!(
+                "This API key has the '{}' scope, which does not allow this request",
+                tenant.scope.as_str()
+            ),
+        }
+        .into_response();
+    }
     let rate = match s.app.limits.check_rate(&tenant).await {
         Ok(r) => r,
         Err(e) => {

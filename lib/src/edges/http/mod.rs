@@ -1,10 +1,12 @@
 //! The HTTP edge: one axum router serves the Lambda functions and `klozeo serve` alike.
 
+pub mod accounts;
 pub mod enrich;
 pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod leads;
+pub mod openapi;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -44,6 +46,8 @@ pub enum Routes {
     Scoring,
     /// The webhook routes (subscriptions, delivery log, retry, test).
     Webhooks,
+    /// The account routes (register, login, the account, API keys) and analytics.
+    Accounts,
 }
 
 /// Builds the router for `routes`.
@@ -127,10 +131,33 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             )
             .route("/webhooks/{id}/test", post(webhooks::test));
     }
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
+    if matches!(routes, Routes::All | Routes::Accounts) {
+        api = api
+            .route("/account", get(accounts::get_account))
+            .route(
+                "/api-keys",
+                get(accounts::list_keys).post(accounts::create_key),
+            )
+            .route(
+                "/api-keys/{id}",
+                axum::routing::delete(accounts::delete_key),
+            )
+            .route("/stats", get(accounts::stats))
+            .route("/categories", get(accounts::categories))
+            .route("/cities", get(accounts::cities));
+    }
+    let mut api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         guard::guard,
     ));
+    // Routes without an API key: they sit outside the guard.
+    if matches!(routes, Routes::All | Routes::Accounts) {
+        use axum::routing::post;
+        api = api
+            .route("/register", post(accounts::register))
+            .route("/login", post(accounts::login))
+            .route("/openapi.json", get(openapi::serve));
+    }
     Router::new()
         .route(
             "/health",
@@ -200,4 +227,16 @@ pub fn service(
 + Send
 + 'static {
     router(app, routes).map_request(normalize_path)
+}
+
+/// [`service`] as a make-service that records each connection's peer address, so that login
+/// throttling can count failures per client address under `klozeo serve`.
+pub fn service_with_client_addr(
+    app: Arc<App>,
+    routes: Routes,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, std::net::SocketAddr> {
+    let inner = router(app, routes).map_request(normalize_path as fn(Request) -> Request);
+    Router::new()
+        .fallback_service(inner)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>()
 }
