@@ -12,6 +12,6 @@ pub mod note;
 pub mod patch;
 pub mod query;
 pub mod rule;
-pub mod search;
 pub mod scoring;
+pub mod search;
 pub mod webhook;

@@ -492,6 +492,26 @@ pub struct RescoreResponse {
     pub status: JobStatus,
 }
 
+impl RescoreResponse {
+    /// The answer for a rescoring job as it stands when the request returns.
+    pub fn from_job(job: Job) -> RescoreResponse {
+        let message = match job.status {
+            JobStatus::Running => format!(
+                "Rescored {} of {} leads so far ({} changed); job {} continues in the background",
+                job.processed, job.total, job.changed, job.id
+            ),
+            _ => format!("Rescored {} leads ({} changed)", job.processed, job.changed),
+        };
+        RescoreResponse {
+            total: job.processed,
+            updated: job.changed,
+            message,
+            job_id: job.id,
+            status: job.status,
+        }
+    }
+}
+
 /// `GET /leads/{id}` answer and every lead inside lists.
 pub type LeadResponse = Lead;
 

@@ -44,6 +44,8 @@ pub enum Routes {
     Scoring,
     /// The webhook routes (subscriptions, delivery log, retry, test).
     Webhooks,
+    /// The MCP endpoint (`/mcp`) only.
+    Mcp,
 }
 
 /// Builds the router for `routes`.
@@ -131,15 +133,19 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
         state.clone(),
         guard::guard,
     ));
-    Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
-        )
-        .nest(API_PREFIX, api)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+    let mut root = Router::new();
+    if matches!(routes, Routes::All | Routes::Mcp) {
+        let cfg = crate::config::mcp_from_env();
+        root = root.merge(crate::edges::mcp::http::router(state.app.clone(), &cfg));
+    }
+    root.route(
+        "/health",
+        get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
+    )
+    .nest(API_PREFIX, api)
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> Response {
