@@ -261,6 +261,18 @@ impl Default for McpConfig {
     }
 }
 
+impl McpConfig {
+    /// The defaults of a public endpoint (the Lambda Function URL): any `Host`, since the URL
+    /// is only known after deploy and DNS rebinding needs a browser on a private network;
+    /// browser Origins are still checked.
+    pub fn public_endpoint() -> McpConfig {
+        McpConfig {
+            allowed_hosts: Vec::new(),
+            ..McpConfig::default()
+        }
+    }
+}
+
 fn list_var(name: &str) -> Option<Vec<String>> {
     var(name).map(|v| {
         if v.trim() == "*" {
@@ -273,9 +285,8 @@ fn list_var(name: &str) -> Option<Vec<String>> {
     })
 }
 
-/// The MCP endpoint settings from the environment; see [`McpConfig`].
-pub fn mcp_from_env() -> McpConfig {
-    let d = McpConfig::default();
+/// The MCP endpoint settings from the environment over `d`; see [`McpConfig`].
+pub fn mcp_from_env(d: McpConfig) -> McpConfig {
     McpConfig {
         allowed_hosts: list_var("KLOZEO_MCP_ALLOWED_HOSTS").unwrap_or(d.allowed_hosts),
         allowed_origins: list_var("KLOZEO_MCP_ALLOWED_ORIGINS").unwrap_or(d.allowed_origins),

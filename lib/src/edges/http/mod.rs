@@ -135,7 +135,12 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
     ));
     let mut root = Router::new();
     if matches!(routes, Routes::All | Routes::Mcp) {
-        let cfg = crate::config::mcp_from_env();
+        use crate::config::{McpConfig, mcp_from_env};
+        let cfg = mcp_from_env(if routes == Routes::Mcp {
+            McpConfig::public_endpoint()
+        } else {
+            McpConfig::default()
+        });
         root = root.merge(crate::edges::mcp::http::router(state.app.clone(), &cfg));
     }
     root.route(
