@@ -47,19 +47,19 @@ class Tools:
     def __init__(self, session: ClientSession) -> None:
         self.session = session
 
-    async def raw(self, name: str, **args: Any):
-        return await self.session.call_tool(name, args)
+    async def raw(self, tool: str, /, **args: Any):
+        return await self.session.call_tool(tool, args)
 
-    async def ok(self, name: str, **args: Any) -> Any:
-        r = await self.raw(name, **args)
-        assert not r.is_error, f"{name} failed: {r.structured_content}"
+    async def ok(self, tool: str, /, **args: Any) -> Any:
+        r = await self.raw(tool, **args)
+        assert not r.is_error, f"{tool} failed: {r.structured_content}"
         # The same JSON is also given as text, for clients that read only content.
         assert json.loads(r.content[0].text) == r.structured_content
         return r.structured_content["data"]
 
-    async def err(self, name: str, **args: Any) -> dict:
-        r = await self.raw(name, **args)
-        assert r.is_error, f"{name} unexpectedly succeeded: {r.structured_content}"
+    async def err(self, tool: str, /, **args: Any) -> dict:
+        r = await self.raw(tool, **args)
+        assert r.is_error, f"{tool} unexpectedly succeeded: {r.structured_content}"
         assert json.loads(r.content[0].text) == r.structured_content
         e = r.structured_content["error"]
         assert set(e) == {"code", "message", "status"}

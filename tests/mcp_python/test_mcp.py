@@ -306,7 +306,7 @@ def test_internal_error_when_the_store_is_down():
     # `klozeo mcp` on DynamoDB at an endpoint where nothing listens: the store is unavailable,
     # which the tools answer as INTERNAL_ERROR (retrying later may succeed).
     async def go():
-        params = _stdio("sk_live_whatever", ["--store", "dynamodb", "--table-prefix", "down-"],
+        params = _stdio("sk_live_" + "0" * 32, ["--store", "dynamodb", "--table-prefix", "down-"],
                         {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "test",
                          "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
                          "AWS_MAX_ATTEMPTS": "1"})
