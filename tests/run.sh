@@ -113,14 +113,14 @@ run_mcp_suite() { # label, extra serve args...: the official `mcp` client, then 
 
 run_inspector() { # url key: the MCP Inspector CLI lists the tools and calls one
   local url=$1 key=$2 out
-  out=$(npx -y @modelcontextprotocol/inspector --cli "$url" --transport http --method tools/list \
+  out=$(npx -y @modelcontextprotocol/inspector@2.12.0 --cli "$url" --transport http --method tools/list \
     --header "Authorization: Bearer $key" 2>"$LOGDIR/inspector.log")
   if echo "$out" | "$VENV/bin/python" -c 'import json,sys; t=json.load(sys.stdin)["tools"]; sys.exit(0 if len(t) == 27 else 1)'; then
     passed=$((passed + 1)); echo "MCP Inspector tools/list: 27 tools"
   else
     fail_step "MCP Inspector tools/list"; echo "$out" | head -c 600; cat "$LOGDIR/inspector.log"
   fi
-  out=$(npx -y @modelcontextprotocol/inspector --cli "$url" --transport http --method tools/call \
+  out=$(npx -y @modelcontextprotocol/inspector@2.12.0 --cli "$url" --transport http --method tools/call \
     --tool-name create_lead --tool-arg name=Inspector --tool-arg source=inspector \
     --header "Authorization: Bearer $key" 2>>"$LOGDIR/inspector.log")
   if echo "$out" | "$VENV/bin/python" -c 'import json,sys; r=json.load(sys.stdin); sys.exit(0 if not r.get("isError") and r["structuredContent"]["data"]["id"].startswith("cl_") else 1)'; then
