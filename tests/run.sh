@@ -4,6 +4,8 @@
 #   - every Rust test (unit, router, store contract, Rust SDK) on the embedded store AND on
 #     DynamoDB through moto's server, which this script installs in .venv and starts itself,
 #   - the official Python SDK suite against `klozeo serve`, on both stores,
+#   - the MCP suite (the official `mcp` client: HTTP and `klozeo mcp` over stdio) on both
+#     stores, and the MCP Inspector CLI listing the tools and calling one,
 #   - the durability test (kill -9 during a stream of creates),
 #   - template validation (cfn-lint on the SAM template and on its offline translation).
 # It ends with one line: "summary: N passed, M failed".
@@ -159,6 +161,9 @@ export AWS_ENDPOINT_URL=$KLOZEO_TEST_DYNAMODB_ENDPOINT
 PREFIX="py$(date +%s)-"
 "$KLOZEO" dynamodb create-tables --table-prefix "$PREFIX" >/dev/null || fail_step "create-tables"
 KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 run_python_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
+
+step "MCP: the official mcp client against klozeo serve (DynamoDB emulator)"
+KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 run_mcp_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
 unset AWS_ENDPOINT_URL
 
 step "Durability: kill -9 during a stream of creates"
