@@ -129,11 +129,15 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             )
             .route("/webhooks/{id}/test", post(webhooks::test));
     }
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        guard::guard,
-    ));
     let mut root = Router::new();
+    // The MCP function serves no REST route (and a layer over no route is refused).
+    if routes != Routes::Mcp {
+        let api = api.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ));
+        root = root.nest(API_PREFIX, api);
+    }
     if matches!(routes, Routes::All | Routes::Mcp) {
         use crate::config::{McpConfig, mcp_from_env};
         let cfg = mcp_from_env(if routes == Routes::Mcp {
@@ -147,7 +151,6 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
         "/health",
         get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
     )
-    .nest(API_PREFIX, api)
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)
     .with_state(state)

@@ -58,6 +58,36 @@ fn object_of<T: JsonSchema>() -> JsonObject {
     map
 }
 
+/// Removes, at every depth, the keys `drop` says to: what a client gains nothing from, so the
+/// manifest stays small (every byte of it sits in the agent's context).
+fn prune(v: &mut serde_json::Value, drop: &dyn Fn(&str, &serde_json::Value) -> bool) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, x| !drop(k, x));
+            for x in m.values_mut() {
+                prune(x, drop);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a {
+                prune(x, drop);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An output schema: structure only. Field descriptions are dropped (they would double the
+/// manifest; the wire field names say what they hold, and the REST docs say the rest).
+fn output<O: JsonSchema>() -> JsonObject {
+    let mut v = serde_json::Value::Object(object_of::<Data<O>>());
+    prune(&mut v, &|k, x| k == "description" && x.is_string());
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => JsonObject::new(),
+    }
+}
+
 /// Removes `required` from the schema of a lead, so a projected lead (`fields`) validates.
 fn leads_all_optional(mut schema: JsonObject) -> JsonObject {
     if let Some(serde_json::Value::Object(defs)) = schema.get_mut("$defs")
@@ -69,7 +99,13 @@ fn leads_all_optional(mut schema: JsonObject) -> JsonObject {
 }
 
 fn input<A: JsonSchema>() -> JsonObject {
-    let mut s = object_of::<A>();
+    let mut v = serde_json::Value::Object(object_of::<A>());
+    // `"default": null` only restates that an optional parameter may be left out.
+    prune(&mut v, &|k, x| k == "default" && x.is_null());
+    let mut s = match v {
+        serde_json::Value::Object(m) => m,
+        _ => JsonObject::new(),
+    };
     s.entry("properties")
         .or_insert_with(|| serde_json::Value::Object(JsonObject::new()));
     s.insert(
@@ -96,7 +132,7 @@ fn def<A: JsonSchema, O: JsonSchema>(
         name,
         description,
         input: input::<A>(),
-        output: object_of::<Data<O>>(),
+        output: output::<O>(),
         effect,
     }
 }
