@@ -4,6 +4,8 @@
 #   - every Rust test (unit, router, store contract, Rust SDK) on the embedded store AND on
 #     DynamoDB through moto's server, which this script installs in .venv and starts itself,
 #   - the official Python SDK suite against `klozeo serve`, on both stores,
+#   - the MCP suite (the official `mcp` client: HTTP and `klozeo mcp` over stdio) on both
+#     stores, and the MCP Inspector CLI listing the tools and calling one,
 #   - the durability test (kill -9 during a stream of creates),
 #   - template validation (cfn-lint on the SAM template and on its offline translation).
 # It ends with one line: "summary: N passed, M failed".
@@ -90,6 +92,46 @@ run_python_suite() { # label, extra serve args...
   kill "$pid" 2>/dev/null
 }
 
+run_mcp_suite() { # label, extra serve args...: the official `mcp` client, then the MCP Inspector CLI
+  local label=$1; shift
+  local port data
+  port=$(free_port)
+  data=$(mktemp -d)
+  "$KLOZEO" serve --listen "127.0.0.1:$port" --data-dir "$data" "$@" >"$LOGDIR/serve-mcp-$label.log" 2>&1 &
+  local pid=$!
+  PIDS+=($pid)
+  wait_http "http://127.0.0.1:$port/health" || { fail_step "klozeo serve (MCP, $label) did not start"; cat "$LOGDIR/serve-mcp-$label.log"; return; }
+  local k1 k2 k3
+  k1=$("$KLOZEO" account create --email "mcp1-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
+  k2=$("$KLOZEO" account create --email "mcp2-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
+  k3=$("$KLOZEO" account create --email "mcp3-$label@example.com" --plan burst --data-dir "$data" "$@" | tail -n 1)
+  KLOZEO_MCP_URL="http://127.0.0.1:$port/mcp" KLOZEO_API_KEY=$k1 KLOZEO_API_KEY_2=$k2 KLOZEO_API_KEY_BURST=$k3 \
+    KLOZEO_BIN=$KLOZEO "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/mcp_python \
+    --junitxml="$LOGDIR/pytest-mcp-$label.xml" 2>&1 | tail -n 25
+  count_junit "$LOGDIR/pytest-mcp-$label.xml" "MCP client ($label)"
+  if [ "$label" = embedded ]; then run_inspector "http://127.0.0.1:$port/mcp" "$k1"; fi
+  kill "$pid" 2>/dev/null
+}
+
+run_inspector() { # url key: the MCP Inspector CLI lists the tools and calls one
+  local url=$1 key=$2 out
+  out=$(npx -y @modelcontextprotocol/inspector@2.12.0 --cli "$url" --transport http --method tools/list \
+    --header "Authorization: Bearer $key" 2>"$LOGDIR/inspector.log")
+  if echo "$out" | "$VENV/bin/python" -c 'import json,sys; t=json.load(sys.stdin)["tools"]; sys.exit(0 if len(t) == 27 else 1)'; then
+    passed=$((passed + 1)); echo "MCP Inspector tools/list: 27 tools"
+  else
+    fail_step "MCP Inspector tools/list"; echo "$out" | head -c 600; cat "$LOGDIR/inspector.log"
+  fi
+  out=$(npx -y @modelcontextprotocol/inspector@2.12.0 --cli "$url" --transport http --method tools/call \
+    --tool-name create_lead --tool-arg name=Inspector --tool-arg source=inspector \
+    --header "Authorization: Bearer $key" 2>>"$LOGDIR/inspector.log")
+  if echo "$out" | "$VENV/bin/python" -c 'import json,sys; r=json.load(sys.stdin); sys.exit(0 if not r.get("isError") and r["structuredContent"]["data"]["id"].startswith("cl_") else 1)'; then
+    passed=$((passed + 1)); echo "MCP Inspector tools/call create_lead: created"
+  else
+    fail_step "MCP Inspector tools/call"; echo "$out" | head -c 600; cat "$LOGDIR/inspector.log"
+  fi
+}
+
 count_junit() { # file label
   if [ ! -f "$1" ]; then fail_step "$2: no results"; return; fi
   read -r t f e s < <("$VENV/bin/python" - "$1" <<'PY'
@@ -111,11 +153,17 @@ PY
 step "Official Python SDK against klozeo serve (embedded store)"
 run_python_suite embedded --store embedded
 
+step "MCP: the official mcp client and the MCP Inspector against klozeo serve (embedded store)"
+run_mcp_suite embedded --store embedded
+
 step "Official Python SDK against klozeo serve (DynamoDB emulator)"
 export AWS_ENDPOINT_URL=$KLOZEO_TEST_DYNAMODB_ENDPOINT
 PREFIX="py$(date +%s)-"
 "$KLOZEO" dynamodb create-tables --table-prefix "$PREFIX" >/dev/null || fail_step "create-tables"
 KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 run_python_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
+
+step "MCP: the official mcp client against klozeo serve (DynamoDB emulator)"
+KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 run_mcp_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
 unset AWS_ENDPOINT_URL
 
 step "OpenAPI: schemathesis against klozeo serve (embedded store)"

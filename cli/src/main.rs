@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! klozeo serve [--listen ADDR] [--data-dir DIR] [--store embedded|dynamodb]
+//! klozeo mcp [--data-dir DIR] [--store embedded|dynamodb]   (MCP over stdio, key in KLOZEO_API_KEY)
 //! klozeo account create --email EMAIL [--plan PLAN]
 //! klozeo key create|list|revoke --email EMAIL ...
 //! klozeo dynamodb create-tables
@@ -29,6 +30,8 @@ struct Cli {
 enum Cmd {
     /// Serve every API of the product in one process.
     Serve(ServeArgs),
+    /// Speak MCP over stdin/stdout, as the account of the API key in KLOZEO_API_KEY.
+    Mcp(McpArgs),
     /// Manage accounts.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -147,6 +150,25 @@ enum DynamoCmd {
     },
 }
 
+#[derive(Args)]
+struct McpArgs {
+    /// The API key the tools act with.
+    #[arg(long, env = "KLOZEO_API_KEY", hide_env_values = true)]
+    api_key: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// `klozeo mcp`: stdout carries only MCP messages; logs go to stderr.
+async fn mcp_stdio(args: McpArgs) -> Result<()> {
+    let app = Arc::new(build_app(&args.store).await?);
+    // Background work (webhook deliveries, long rescoring) runs here too, as under `serve`.
+    let workers = klozeo_core::edges::worker::spawn(app.clone());
+    let served = klozeo_core::edges::mcp::stdio::serve_stdio(app, args.api_key.trim()).await;
+    workers.stop();
+    Ok(served?)
+}
+
 /// E-mail of the account created on first start.
 const DEV_EMAIL: &str = "dev@localhost.localdomain";
 
@@ -226,6 +248,7 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().cmd {
         Cmd::Serve(args) => serve(args).await,
+        Cmd::Mcp(args) => mcp_stdio(args).await,
         Cmd::Account(AccountCmd::Create { email, plan, store }) => {
             let app = build_app(&store).await?;
             let (account, key) = app.accounts.create_account(&email, &plan).await?;

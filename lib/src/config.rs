@@ -280,6 +280,67 @@ fn parse_log_level(
     }
 }
 
+/// Settings of the MCP endpoint (`/mcp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpConfig {
+    /// `Host` values accepted (`KLOZEO_MCP_ALLOWED_HOSTS`, comma-separated, `host` or
+    /// `host:port`); empty accepts any host (`*`). Default: loopback names only, which
+    /// protects `klozeo serve` from DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin` values accepted (`KLOZEO_MCP_ALLOWED_ORIGINS`, comma-separated, with
+    /// scheme, e.g. `https://app.example.com:443`); `*` accepts any. Default: only loopback
+    /// origins; requests without `Origin` (every non-browser client) always pass.
+    pub allowed_origins: Vec<String>,
+    /// The public base URL of the server (`KLOZEO_PUBLIC_URL`, e.g. `https://mcp.example.com`),
+    /// used in the `WWW-Authenticate` answer; without it the request's own host is used.
+    pub public_url: Option<String>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        McpConfig {
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            allowed_origins: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+                .map(String::from)
+                .to_vec(),
+            public_url: None,
+        }
+    }
+}
+
+impl McpConfig {
+    /// The defaults of a public endpoint (the Lambda Function URL): any `Host`, since the URL
+    /// is only known after deploy and DNS rebinding needs a browser on a private network;
+    /// browser Origins are still checked.
+    pub fn public_endpoint() -> McpConfig {
+        McpConfig {
+            allowed_hosts: Vec::new(),
+            ..McpConfig::default()
+        }
+    }
+}
+
+fn list_var(name: &str) -> Option<Vec<String>> {
+    var(name).map(|v| {
+        if v.trim() == "*" {
+            return Vec::new();
+        }
+        v.split(',')
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect()
+    })
+}
+
+/// The MCP endpoint settings from the environment over `d`; see [`McpConfig`].
+pub fn mcp_from_env(d: McpConfig) -> McpConfig {
+    McpConfig {
+        allowed_hosts: list_var("KLOZEO_MCP_ALLOWED_HOSTS").unwrap_or(d.allowed_hosts),
+        allowed_origins: list_var("KLOZEO_MCP_ALLOWED_ORIGINS").unwrap_or(d.allowed_origins),
+        public_url: var("KLOZEO_PUBLIC_URL").map(|u| u.trim().trim_end_matches('/').to_string()),
+    }
+}
+
 /// `KLOZEO_SIGNING_KEY` if set.
 pub fn signing_key_from_env() -> Option<Vec<u8>> {
     var("KLOZEO_SIGNING_KEY").map(String::into_bytes)

@@ -191,6 +191,8 @@ pub enum Pred {
         /// `in` values.
         list: Vec<String>,
     },
+    /// Free text: every word in one of the searched fields (see [`crate::domain::search`]).
+    Search(crate::domain::search::TextQuery),
 }
 
 /// Operators accepted on `attr:<name>`.
@@ -443,6 +445,7 @@ impl Filter {
                 num,
                 list,
             } => attr_test(lead, name, *op, needle, *num, list),
+            Pred::Search(q) => q.matches(lead),
         }
     }
 }
@@ -628,6 +631,7 @@ impl FilterSet {
             Pred::Text { .. } => 2,
             Pred::Tags { .. } => 3,
             Pred::Attr { .. } => 4,
+            Pred::Search(_) => 5,
         });
         Ok(FilterSet {
             filters,
@@ -655,6 +659,19 @@ impl FilterSet {
             }
         }
         !any_or || or_hit
+    }
+
+    /// Adds a free-text query as one more `and` condition. Its words join the raw values, so a
+    /// cursor is only valid for the same query.
+    pub fn with_query(mut self, q: crate::domain::search::TextQuery) -> FilterSet {
+        if !q.is_empty() {
+            self.raw.push(format!("query:{}", q.words.join(" ")));
+            self.filters.push(Filter {
+                logic: Logic::And,
+                pred: Pred::Search(q),
+            });
+        }
+        self
     }
 
     /// Whether there is no filter.

@@ -367,6 +367,9 @@ pub struct LeadChanges {
     pub review_count: Option<Option<u32>>,
     /// Replacement tag list.
     pub tags: Option<Vec<String>>,
+    /// Tags to add when missing (after `tags`), compared case-insensitively; already
+    /// validated with [`LeadChanges::tags_value`].
+    pub add_tags: Vec<String>,
     /// New status.
     pub status: Option<Status>,
     /// Attributes to upsert by name.
@@ -534,6 +537,14 @@ impl Lead {
         }
         if let Some(v) = &c.tags {
             self.tags.clone_from(v);
+        }
+        for t in &c.add_tags {
+            if !self.tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+                self.tags.push(t.clone());
+            }
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(Error::invalid(format!("tags: more than {MAX_TAGS} tags")));
         }
         if let Some(v) = c.status {
             self.status = v;

@@ -13,4 +13,5 @@ pub mod patch;
 pub mod query;
 pub mod rule;
 pub mod scoring;
+pub mod search;
 pub mod webhook;

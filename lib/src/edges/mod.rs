@@ -3,5 +3,6 @@
 
 pub mod http;
 pub mod lambda;
+pub mod mcp;
 pub mod wire;
 pub mod worker;

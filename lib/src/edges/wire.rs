@@ -39,48 +39,68 @@ pub struct AttributeInput {
 ///
 /// Unknown keys and read-only keys (`id`, `score`, timestamps) are ignored.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[allow(missing_docs)]
 pub struct LeadInput {
+    /// Display name (required on create).
     #[serde(default)]
     pub name: Patch<String>,
+    /// Origin, e.g. website (required).
     #[serde(default)]
     pub source: Patch<String>,
+    /// Free text.
     #[serde(default)]
     pub description: Patch<String>,
+    /// Street address.
     #[serde(default)]
     pub address: Patch<String>,
+    /// City.
     #[serde(default)]
     pub city: Patch<String>,
+    /// State or region.
     #[serde(default)]
     pub state: Patch<String>,
+    /// Country.
     #[serde(default)]
     pub country: Patch<String>,
+    /// Postal code.
     #[serde(default)]
     pub postal_code: Patch<String>,
+    /// Latitude in degrees.
     #[serde(default)]
     pub latitude: Patch<f64>,
+    /// Longitude in degrees.
     #[serde(default)]
     pub longitude: Patch<f64>,
+    /// Phone number.
     #[serde(default)]
     pub phone: Patch<String>,
+    /// E-mail address.
     #[serde(default)]
     pub email: Patch<String>,
+    /// Website URL.
     #[serde(default)]
     pub website: Patch<String>,
+    /// Rating, e.g. 4.5.
     #[serde(default)]
     pub rating: Patch<f64>,
+    /// Number of reviews.
     #[serde(default)]
     pub review_count: Patch<u32>,
+    /// Category, e.g. Restaurant.
     #[serde(default)]
     pub category: Patch<String>,
+    /// Tags (replace the list).
     #[serde(default)]
     pub tags: Patch<Vec<String>>,
+    /// Your own id, used for deduplication.
     #[serde(default)]
     pub source_id: Patch<String>,
+    /// Logo URL.
     #[serde(default)]
     pub logo_url: Patch<String>,
+    /// new, contacted, qualified, ...
     #[serde(default)]
     pub status: Patch<String>,
+    /// Custom attributes to set.
     #[serde(default)]
     pub attributes: Patch<Vec<AttributeInput>>,
 }
@@ -465,13 +485,13 @@ pub struct RuleInput {
     /// Display name (required on create).
     #[serde(default)]
     pub name: Patch<String>,
-    /// Expression in the scoring language (required on create).
+    /// Scoring expression (required on create).
     #[serde(default)]
     pub expression: Patch<String>,
-    /// Multiplier of the rule's value (default 1).
+    /// Multiplier of the rule's value (1).
     #[serde(default)]
     pub weight: Patch<f64>,
-    /// Ordering of the rule list, highest first (default 0).
+    /// Order in the list, highest first.
     #[serde(default)]
     pub priority: Patch<i32>,
 }
@@ -523,6 +543,26 @@ pub struct RescoreResponse {
     /// `succeeded` when every lead was rescored before answering, `running` when the worker
     /// finishes it.
     pub status: JobStatus,
+}
+
+impl RescoreResponse {
+    /// The answer for a rescoring job as it stands when the request returns.
+    pub fn from_job(job: Job) -> RescoreResponse {
+        let message = match job.status {
+            JobStatus::Running => format!(
+                "Rescored {} of {} leads so far ({} changed); job {} continues in the background",
+                job.processed, job.total, job.changed, job.id
+            ),
+            _ => format!("Rescored {} leads ({} changed)", job.processed, job.changed),
+        };
+        RescoreResponse {
+            total: job.processed,
+            updated: job.changed,
+            message,
+            job_id: job.id,
+            status: job.status,
+        }
+    }
 }
 
 /// `GET /leads/{id}` answer and every lead inside lists.
@@ -590,16 +630,16 @@ impl From<Job> for JobResponse {
 /// `POST /webhooks` and `PUT|PATCH /webhooks/{id}` body (absent fields unchanged).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct WebhookInput {
-    /// Where deliveries are POSTed: https (http only for hosts the operator allows).
+    /// Where deliveries are POSTed (https).
     #[serde(default)]
     pub url: Patch<String>,
-    /// Events to receive; absent, null or empty means every event.
+    /// Events to receive; none means all.
     #[serde(default)]
     pub events: Patch<Vec<String>>,
-    /// Signing secret for `X-Klozeo-Signature` and `webhook-signature`; null removes it.
+    /// Secret that signs deliveries.
     #[serde(default)]
     pub secret: Patch<String>,
-    /// Whether deliveries are made (default true).
+    /// Whether deliveries are made (true).
     #[serde(default)]
     pub active: Patch<bool>,
 }

@@ -98,6 +98,7 @@ fn merge_changes(c: &LeadChanges) -> LeadChanges {
         rating: c.rating.filter(Option::is_some),
         review_count: c.review_count.filter(Option::is_some),
         tags: c.tags.clone().filter(|t| !t.is_empty()),
+        add_tags: c.add_tags.clone(),
         status: c.status,
         attributes: c.attributes.clone(),
         remove_attributes: Vec::new(),
@@ -519,6 +520,20 @@ impl IngestService {
     /// `last_interaction_at` moves on every update.
     pub async fn update(&self, t: &Tenant, id: &LeadId, changes: &LeadChanges) -> Result<Lead> {
         self.update_with(t, id, changes, EventMode::Single).await
+    }
+
+    /// Adds one tag to a lead unless it already carries it (in any case): idempotent, and
+    /// atomic with concurrent changes like every update.
+    pub async fn add_tag(&self, t: &Tenant, id: &LeadId, tag: &str) -> Result<Lead> {
+        let tags = LeadChanges::tags_value(&[tag.to_string()])?;
+        if tags.is_empty() {
+            return Err(Error::invalid("tag: must not be empty"));
+        }
+        let changes = LeadChanges {
+            add_tags: tags,
+            ..Default::default()
+        };
+        self.update(t, id, &changes).await
     }
 
     /// [`IngestService::update`] with an explicit event mode, retrying lost races.

@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::ids::{AttributeId, JobId, LeadId, NoteId, RuleId};
-use crate::domain::job::JobStatus;
 use crate::domain::lead::AttributeSpec;
 use crate::edges::http::AppState;
 use crate::edges::http::extract::{Auth, RawBody};
@@ -222,21 +221,7 @@ pub async fn rescore_one(
 /// `POST /leads/score/batch`: rescores every lead; says how many were examined and changed.
 pub async fn rescore_all(State(s): State<AppState>, Auth(t): Auth) -> Result<Response> {
     let job = s.app.scoring.rescore_all(&t).await?;
-    let message = match job.status {
-        JobStatus::Running => format!(
-            "Rescored {} of {} leads so far ({} changed); job {} continues in the background",
-            job.processed, job.total, job.changed, job.id
-        ),
-        _ => format!("Rescored {} leads ({} changed)", job.processed, job.changed),
-    };
-    Ok(Json(RescoreResponse {
-        total: job.processed,
-        updated: job.changed,
-        message,
-        job_id: job.id,
-        status: job.status,
-    })
-    .into_response())
+    Ok(Json(RescoreResponse::from_job(job)).into_response())
 }
 
 /// `GET /jobs/{id}`: where a background job stands.

@@ -48,6 +48,8 @@ pub enum Routes {
     Webhooks,
     /// The account routes (register, login, the account, API keys) and analytics.
     Accounts,
+    /// The MCP endpoint (`/mcp`) only.
+    Mcp,
 }
 
 /// Builds the router for `routes`.
@@ -146,27 +148,39 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             .route("/categories", get(accounts::categories))
             .route("/cities", get(accounts::cities));
     }
-    let mut api = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        guard::guard,
-    ));
-    // Routes without an API key: they sit outside the guard.
-    if matches!(routes, Routes::All | Routes::Accounts) {
-        use axum::routing::post;
-        api = api
-            .route("/register", post(accounts::register))
-            .route("/login", post(accounts::login))
-            .route("/openapi.json", get(openapi::serve));
+    let mut root = Router::new();
+    // The MCP function serves no REST route (and a layer over no route is refused).
+    if routes != Routes::Mcp {
+        let mut api = api.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ));
+        // Routes without an API key: they sit outside the guard.
+        if matches!(routes, Routes::All | Routes::Accounts) {
+            use axum::routing::post;
+            api = api
+                .route("/register", post(accounts::register))
+                .route("/login", post(accounts::login))
+                .route("/openapi.json", get(openapi::serve));
+        }
+        root = root.nest(API_PREFIX, api);
     }
-    Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
-        )
-        .nest(API_PREFIX, api)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+    if matches!(routes, Routes::All | Routes::Mcp) {
+        use crate::config::{McpConfig, mcp_from_env};
+        let cfg = mcp_from_env(if routes == Routes::Mcp {
+            McpConfig::public_endpoint()
+        } else {
+            McpConfig::default()
+        });
+        root = root.merge(crate::edges::mcp::http::router(state.app.clone(), &cfg));
+    }
+    root.route(
+        "/health",
+        get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
+    )
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -1,0 +1,23 @@
+//! MCP over stdio (`klozeo mcp`): one session with the API key given at start-up.
+
+use std::sync::Arc;
+
+use rmcp::ServiceExt;
+
+use crate::app::App;
+use crate::edges::mcp::server::{Caller, McpServer};
+use crate::error::{Error, Result};
+
+/// Serves MCP on stdin/stdout until the client closes the stream.
+pub async fn serve_stdio(app: Arc<App>, api_key: &str) -> Result<()> {
+    let server = McpServer::new(app, Caller::Key(Arc::from(api_key)));
+    let running = server
+        .serve(rmcp::transport::io::stdio())
+        .await
+        .map_err(|e| Error::internal(format!("MCP stdio handshake failed: {e}")))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| Error::internal(format!("MCP stdio session failed: {e}")))?;
+    Ok(())
+}
