@@ -468,11 +468,11 @@ fn segment_sql(
         }
         (Segment::Missing, None, SortField::Attr(name)) => {
             args.push(SqlValue::Text(name.clone()));
-            let mut s = format!(
+            let mut s = String::from(
                 "SELECT i.body FROM lead_rows r CROSS JOIN items i
                  WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
                    AND NOT EXISTS (SELECT 1 FROM lead_attrs a
-                                   WHERE a.pk = r.pk AND a.sk = r.sk AND a.name = ?3)"
+                                   WHERE a.pk = r.pk AND a.sk = r.sk AND a.name = ?3)",
             );
             if let Some(sk) = after_sk {
                 args.push(SqlValue::Text(sk));
