@@ -88,7 +88,7 @@ fn random_lead(r: &mut Lcg, i: usize) -> Lead {
         ..Lead::default()
     };
     for t in ["vip", "B2B", "Ünique"] {
-        if r.next() % 3 == 0 {
+        if r.next().is_multiple_of(3) {
             lead.tags.push(t.to_string());
         }
     }
@@ -105,7 +105,7 @@ fn random_lead(r: &mut Lcg, i: usize) -> Lead {
             AttrType::Text,
             serde_json::json!(*r.pick(&["Big", "small", "ß"])),
         )),
-        3 => Some((AttrType::Bool, serde_json::json!(r.next() % 2 == 0))),
+        3 => Some((AttrType::Bool, serde_json::json!(r.next().is_multiple_of(2)))),
         _ => None,
     };
     if let Some((ty, value)) = size {
