@@ -105,7 +105,10 @@ fn random_lead(r: &mut Lcg, i: usize) -> Lead {
             AttrType::Text,
             serde_json::json!(*r.pick(&["Big", "small", "ß"])),
         )),
-        3 => Some((AttrType::Bool, serde_json::json!(r.next().is_multiple_of(2)))),
+        3 => Some((
+            AttrType::Bool,
+            serde_json::json!(r.next().is_multiple_of(2)),
+        )),
         _ => None,
     };
     if let Some((ty, value)) = size {

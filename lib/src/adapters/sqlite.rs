@@ -49,6 +49,8 @@ pub struct SqliteStore {
     next_reader: Arc<AtomicUsize>,
     /// Transactions waiting for the next group commit.
     pending: Arc<Mutex<Vec<Pending>>>,
+    /// SQLite commits made, and transactions they carried (see [`SqliteStore::commit_stats`]).
+    stats: Arc<[std::sync::atomic::AtomicU64; 2]>,
     clock: Arc<dyn Clock>,
 }
 
@@ -144,8 +146,18 @@ impl SqliteStore {
             readers: Arc::new(Vec::new()),
             next_reader: Arc::new(AtomicUsize::new(0)),
             pending: Arc::new(Mutex::new(Vec::new())),
+            stats: Arc::new(Default::default()),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// How many SQLite commits this store made and how many transactions they carried: the
+    /// difference is what group commit saved (each commit is one fsync).
+    pub fn commit_stats(&self) -> (u64, u64) {
+        (
+            self.stats[0].load(Ordering::Relaxed),
+            self.stats[1].load(Ordering::Relaxed),
+        )
     }
 
     /// Runs `f` on a read connection: a free one of the pool, else the next in turn (the
@@ -193,7 +205,11 @@ impl SqliteStore {
         }
         let now = self.clock.now_secs();
         let outcomes = match commit_group(&mut conn, &group, now) {
-            Ok(outcomes) => outcomes,
+            Ok(outcomes) => {
+                self.stats[0].fetch_add(1, Ordering::Relaxed);
+                self.stats[1].fetch_add(group.len() as u64, Ordering::Relaxed);
+                outcomes
+            }
             Err(e) => group
                 .iter()
                 .map(|_| Err(StoreError::Other(e.clone())))
