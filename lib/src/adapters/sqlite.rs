@@ -910,3 +910,126 @@ mod tests {
         assert_eq!(seen, want);
     }
 }
+
+#[cfg(test)]
+mod lead_plan_tests {
+    use super::*;
+    use crate::domain::filter::FilterSet;
+    use crate::domain::query::{Sort, SortField, SortOrder, SortValue};
+    use crate::ports::LeadScan;
+    use sqlite_leads::Segment;
+
+    /// SQLite's plan for one segment of a lead scan.
+    fn plan(
+        filters: &[&str],
+        sort: Sort,
+        seg: Segment,
+        after: Option<(&SortValue, &str)>,
+    ) -> String {
+        let store = SqliteStore::in_memory().unwrap();
+        let conn = store.conn.lock().unwrap();
+        let filters = FilterSet::parse(filters).unwrap();
+        let scan = LeadScan {
+            partition: "A#acct",
+            filters: &filters,
+            sort: &sort,
+            after,
+            limit: 51,
+        };
+        let col = match &sort.field {
+            SortField::Attr(_) => None,
+            SortField::Rating => Some("c_rating"),
+            SortField::Name => Some("c_name"),
+            SortField::CreatedAt => Some("c_created_at"),
+            other => panic!("no column in this test for {other:?}"),
+        };
+        let (sql, args) = sqlite_leads::segment_sql(&scan, seg, col, after, 51);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let lines: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        lines.join(" | ")
+    }
+
+    fn sort(field: SortField, order: SortOrder) -> Sort {
+        Sort { field, order }
+    }
+
+    /// The list shapes of the load benchmark read an index in list order: no table scan, no
+    /// sort of the whole account, also when resuming from a cursor.
+    #[test]
+    fn common_list_shapes_walk_an_index_in_order() {
+        let rating = SortValue::Num(4.5);
+        let name = SortValue::Text("acme".into());
+        let cases = [
+            (
+                plan(
+                    &[
+                        "and.eq.city.Paris",
+                        "and.gte.rating.4",
+                        "and.array_contains.tags.vip",
+                    ],
+                    sort(SortField::Rating, SortOrder::Desc),
+                    Segment::Present,
+                    Some((&rating, "cl_1")),
+                ),
+                "lr_c_city_c_rating",
+            ),
+            (
+                plan(
+                    &["and.eq.category.Food"],
+                    sort(SortField::Rating, SortOrder::Asc),
+                    Segment::Present,
+                    None,
+                ),
+                "lr_c_category_c_rating",
+            ),
+            (
+                plan(
+                    &[],
+                    sort(SortField::Name, SortOrder::Asc),
+                    Segment::Present,
+                    Some((&name, "cl_1")),
+                ),
+                "lr_c_name",
+            ),
+            (
+                plan(
+                    &["and.contains.name.orbit"],
+                    sort(SortField::CreatedAt, SortOrder::Asc),
+                    Segment::Present,
+                    None,
+                ),
+                "lr_c_created_at",
+            ),
+            (
+                plan(
+                    &[],
+                    sort(SortField::Rating, SortOrder::Desc),
+                    Segment::Missing,
+                    None,
+                ),
+                "lr_c_rating",
+            ),
+            (
+                plan(
+                    &[],
+                    sort(SortField::Attr("size".into()), SortOrder::Desc),
+                    Segment::AttrNum,
+                    Some((&rating, "cl_1")),
+                ),
+                "la_num",
+            ),
+        ];
+        for (plan, index) in cases {
+            assert!(plan.contains(&format!("INDEX {index} (")), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            assert!(
+                !plan.contains("SCAN r") && !plan.contains("SCAN a"),
+                "{plan}"
+            );
+        }
+    }
+}

@@ -228,7 +228,7 @@ pub(super) fn backfill(conn: &mut Connection) -> rusqlite::Result<()> {
 
 /// One stretch of the list order that one index range serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Segment {
+pub(super) enum Segment {
     /// Leads with a value in the column, by (value, sk).
     Present,
     /// Leads without a value, by sk.
@@ -287,6 +287,21 @@ fn num_col(f: NumRef) -> &'static str {
     &col_of(&field)
         .expect("every number field has a column")
         .name
+}
+
+/// The composite index for an `and` equality filter paired with the sort column, if any.
+///
+/// SQLite has no statistics about a fresh account, and given `city = ? AND rating >= ?` ordered
+/// by rating it prefers the rating index (a range plus the order) over `(city, rating)`, which
+/// serves the same order reading only the city's leads. The pair is certain to be better, so it
+/// is named.
+fn composite_for(scan: &LeadScan<'_>, sort_col: &str) -> Option<String> {
+    COMPOSITES.iter().find_map(|(eq, sort)| {
+        let has_eq = scan.filters.and_preds().any(
+            |p| matches!(p, Pred::Text { field, op: TextOp::Eq, .. } if text_col(*field) == *eq),
+        );
+        (has_eq && *sort == sort_col).then(|| format!("lr_{eq}_{sort}"))
+    })
 }
 
 /// Most `in` values pushed into SQL; a longer list is left to the Rust evaluator alone.
@@ -417,7 +432,7 @@ pub(super) fn scan(conn: &Connection, scan: &LeadScan<'_>) -> rusqlite::Result<V
     Ok(out)
 }
 
-fn segment_sql(
+pub(super) fn segment_sql(
     scan: &LeadScan<'_>,
     seg: Segment,
     col: Option<&str>,
@@ -437,8 +452,9 @@ fn segment_sql(
     // CROSS JOIN keeps the driving table first: the index that yields the order leads.
     let mut sql = match (seg, col, &scan.sort.field) {
         (Segment::Present, Some(c), _) => {
+            let hint = composite_for(scan, c).map_or(String::new(), |i| format!(" INDEXED BY {i}"));
             let mut s = format!(
-                "SELECT i.body FROM lead_rows r CROSS JOIN items i
+                "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
                  WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
                    AND r.{c} IS NOT NULL"
             );
@@ -453,8 +469,9 @@ fn segment_sql(
             s
         }
         (Segment::Missing, Some(c), _) => {
+            let hint = composite_for(scan, c).map_or(String::new(), |i| format!(" INDEXED BY {i}"));
             let mut s = format!(
-                "SELECT i.body FROM lead_rows r CROSS JOIN items i
+                "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
                  WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
                    AND r.{c} IS NULL"
             );
