@@ -229,7 +229,7 @@ def wrk(url, headers, script=None):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1)
     return rps, p50
 
 
@@ -305,7 +305,8 @@ def main():
         for name, k, p in shapes(kz_base, key, kz_ids, pb_base, token, pb_ids):
             k_rps, k_p50 = wrk(*k)
             p_rps, p_p50 = wrk(*p)
-            print(f"| {name} | {k_rps:,.0f} | {p_rps:,.0f} | {k_rps / p_rps:.2f} | {k_p50} | {p_p50} |",
+            ratio = f"{k_rps / p_rps:.2f}" if p_rps else "n/a"
+            print(f"| {name} | {k_rps:,.1f} | {p_rps:,.1f} | {ratio} | {k_p50} | {p_p50} |",
                   flush=True)
     finally:
         kz.terminate()
