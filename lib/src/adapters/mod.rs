@@ -6,5 +6,6 @@
 pub mod dynamodb;
 pub mod http_sender;
 pub mod sqlite;
+mod sqlite_leads;
 pub mod sqs;
 pub mod store_queue;

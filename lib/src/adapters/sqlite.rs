@@ -4,27 +4,53 @@
 //!
 //! Tables and indexes of the store port map onto two SQLite tables: `items` (one row per item)
 //! and `idx` (one row per secondary-index entry), kept in step inside the same transaction.
+//! Leads are also mirrored into a table with typed columns and real indexes
+//! (`super::sqlite_leads`), which serves list requests through [`LeadIndex`].
+//!
+//! Writes use group commit: transactions that arrive while one commits wait, then commit
+//! together in one SQLite transaction with one fsync, each inside its own savepoint so a
+//! failing condition undoes only its own writes. Reads run on a small pool of read-only
+//! connections (WAL lets them proceed while the writer commits).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::sqlite_leads;
 use crate::error::Error;
 use crate::ports::{
-    Clock, Cond, Item, Key, Page, Position, QueryReq, SkCond, Store, StoreError, SystemClock,
-    Table, WriteOp, check_transaction,
+    Clock, Cond, Item, Key, LeadIndex, LeadScan, Page, Position, QueryReq, SkCond, Store,
+    StoreError, SystemClock, Table, WriteOp, check_transaction,
 };
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "klozeo.db";
 
+/// Read-only connections opened next to the writer of a file database.
+const READERS: usize = 4;
+
+/// A transaction waiting for the next group commit, and where its outcome goes.
+struct Pending {
+    ops: Vec<WriteOp>,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
 /// The embedded store.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The one writer connection (also the reader of an in-memory database).
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections of a file database; empty in memory.
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<AtomicUsize>,
+    /// Transactions waiting for the next group commit.
+    pending: Arc<Mutex<Vec<Pending>>>,
+    /// SQLite commits made, and transactions they carried (see [`SqliteStore::commit_stats`]).
+    stats: Arc<[std::sync::atomic::AtomicU64; 2]>,
     clock: Arc<dyn Clock>,
 }
 
@@ -61,8 +87,24 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
-        let conn = Connection::open(data_dir.join(DB_FILE)).map_err(db_err)?;
-        Self::init(conn)
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(db_err)?;
+        let mut store = Self::init(conn)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(db_err)?;
+            r.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(db_err)?;
+            r.set_prepared_statement_cache_capacity(256);
+            readers.push(Mutex::new(r));
+        }
+        store.readers = Arc::new(readers);
+        Ok(store)
     }
 
     /// Uses `clock` to decide which items have expired (tests move time by hand).
@@ -76,9 +118,10 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory().map_err(db_err)?)
     }
 
-    fn init(conn: Connection) -> Result<Self, Error> {
+    fn init(mut conn: Connection) -> Result<Self, Error> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db_err)?;
+        conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
@@ -95,10 +138,95 @@ impl SqliteStore {
              CREATE INDEX IF NOT EXISTS idx_by_item ON idx(tbl, pk, sk);",
         )
         .map_err(db_err)?;
+        conn.execute_batch(&sqlite_leads::schema_sql())
+            .map_err(db_err)?;
+        sqlite_leads::backfill(&mut conn).map_err(db_err)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Vec::new()),
+            next_reader: Arc::new(AtomicUsize::new(0)),
+            pending: Arc::new(Mutex::new(Vec::new())),
+            stats: Arc::new(Default::default()),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// How many SQLite commits this store made and how many transactions they carried: the
+    /// difference is what group commit saved (each commit is one fsync).
+    pub fn commit_stats(&self) -> (u64, u64) {
+        (
+            self.stats[0].load(Ordering::Relaxed),
+            self.stats[1].load(Ordering::Relaxed),
+        )
+    }
+
+    /// Runs `f` on a read connection: a free one of the pool, else the next in turn (the
+    /// writer when there is no pool).
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, i64) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        if self.readers.is_empty() {
+            return Ok(self.with_conn(move |c, now| Ok(f(c, now)?)).await?);
+        }
+        let readers = self.readers.clone();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let now = self.clock.now_secs();
+        tokio::task::spawn_blocking(move || {
+            let n = readers.len();
+            let free = (0..n).find_map(|i| readers[(start + i) % n].try_lock().ok());
+            let guard = match free {
+                Some(g) => g,
+                None => readers[start % n]
+                    .lock()
+                    .map_err(|_| Error::internal("embedded store lock poisoned"))?,
+            };
+            f(&guard, now)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    /// Commits every waiting transaction, if any, as one group: one SQLite transaction and one
+    /// fsync, each member in its own savepoint so that a failed condition (or any error) undoes
+    /// that member's writes only. Whoever holds the writer next commits what arrived meanwhile,
+    /// so a caller whose transaction was already taken by an earlier group finds nothing to do.
+    fn commit_pending(&self) {
+        let Ok(mut conn) = self.conn.lock() else {
+            self.fail_pending(Error::internal("embedded store lock poisoned"));
+            return;
+        };
+        let group = match self.pending.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return,
+        };
+        if group.is_empty() {
+            return;
+        }
+        let now = self.clock.now_secs();
+        let outcomes = match commit_group(&mut conn, &group, now) {
+            Ok(outcomes) => {
+                self.stats[0].fetch_add(1, Ordering::Relaxed);
+                self.stats[1].fetch_add(group.len() as u64, Ordering::Relaxed);
+                outcomes
+            }
+            Err(e) => group
+                .iter()
+                .map(|_| Err(StoreError::Other(e.clone())))
+                .collect(),
+        };
+        for (p, outcome) in group.into_iter().zip(outcomes) {
+            // A caller that went away no longer needs its outcome; its write stands.
+            let _ = p.done.send(outcome);
+        }
+    }
+
+    fn fail_pending(&self, e: Error) {
+        if let Ok(mut p) = self.pending.lock() {
+            for p in std::mem::take(&mut *p) {
+                let _ = p.done.send(Err(StoreError::Other(e.clone())));
+            }
+        }
     }
 
     async fn with_conn<T: Send + 'static>(
@@ -142,11 +270,12 @@ fn current(
     now: i64,
 ) -> rusqlite::Result<Option<(u64, i64)>> {
     let row: Option<(i64, i64, Option<i64>)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT version, counter, expires_at FROM items WHERE tbl=?1 AND pk=?2 AND sk=?3",
-            params![tbl, key.pk, key.sk],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        )?
+        .query_row(params![tbl, key.pk, key.sk], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
     Ok(row
         .filter(|(_, _, exp)| live(*exp, now))
@@ -162,15 +291,51 @@ fn cond_holds(cond: Cond, cur: Option<(u64, i64)>) -> bool {
     }
 }
 
+/// Commits a group of transactions (see [`SqliteStore::commit_pending`]); the outcome of each
+/// member, or the error that kept the whole group from committing.
+fn commit_group(
+    conn: &mut Connection,
+    group: &[Pending],
+    now: i64,
+) -> Result<Vec<Result<(), StoreError>>, Error> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for p in group {
+        tx.execute_batch("SAVEPOINT member").map_err(db_err)?;
+        let mut outcome = Ok(());
+        for (i, op) in p.ops.iter().enumerate() {
+            match apply_op(&tx, op, now) {
+                Ok(true) => {}
+                Ok(false) => {
+                    outcome = Err(StoreError::ConditionFailed(i));
+                    break;
+                }
+                Err(e) => {
+                    outcome = Err(StoreError::Other(db_err(e)));
+                    break;
+                }
+            }
+        }
+        if outcome.is_err() {
+            tx.execute_batch("ROLLBACK TO member").map_err(db_err)?;
+        }
+        tx.execute_batch("RELEASE member").map_err(db_err)?;
+        outcomes.push(outcome);
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(outcomes)
+}
+
 fn delete_row(tx: &Connection, tbl: &str, key: &Key) -> rusqlite::Result<()> {
-    tx.execute(
-        "DELETE FROM items WHERE tbl=?1 AND pk=?2 AND sk=?3",
-        params![tbl, key.pk, key.sk],
-    )?;
-    tx.execute(
-        "DELETE FROM idx WHERE tbl=?1 AND pk=?2 AND sk=?3",
-        params![tbl, key.pk, key.sk],
-    )?;
+    tx.prepare_cached("DELETE FROM items WHERE tbl=?1 AND pk=?2 AND sk=?3")?
+        .execute(params![tbl, key.pk, key.sk])?;
+    tx.prepare_cached("DELETE FROM idx WHERE tbl=?1 AND pk=?2 AND sk=?3")?
+        .execute(params![tbl, key.pk, key.sk])?;
+    if sqlite_leads::is_lead_key(tbl, &key.sk) {
+        sqlite_leads::remove(tx, &key.pk, &key.sk)?;
+    }
     Ok(())
 }
 
@@ -182,24 +347,34 @@ fn apply_op(tx: &Connection, op: &WriteOp, now: i64) -> Result<bool, rusqlite::E
                 return Ok(false);
             }
             delete_row(tx, tbl, &item.key)?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO items(tbl, pk, sk, body, version, counter, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    tbl,
-                    item.key.pk,
-                    item.key.sk,
-                    item.body,
-                    item.version as i64,
-                    item.counter,
-                    item.expires_at
-                ],
-            )?;
+            )?
+            .execute(params![
+                tbl,
+                item.key.pk,
+                item.key.sk,
+                item.body,
+                item.version as i64,
+                item.counter,
+                item.expires_at
+            ])?;
             for ik in &item.index_keys {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO idx(tbl, idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![tbl, ik.index, ik.pk, ik.sk, item.key.pk, item.key.sk],
-                )?;
+                )?
+                .execute(params![
+                    tbl,
+                    ik.index,
+                    ik.pk,
+                    ik.sk,
+                    item.key.pk,
+                    item.key.sk
+                ])?;
+            }
+            if sqlite_leads::is_lead_key(tbl, &item.key.sk) {
+                sqlite_leads::insert(tx, &item.key.pk, &item.key.sk, &item.body)?;
             }
             Ok(true)
         }
@@ -256,7 +431,7 @@ fn apply_op(tx: &Connection, op: &WriteOp, now: i64) -> Result<bool, rusqlite::E
 /// Incrementing the last *byte* instead could give invalid UTF-8 (`\x7f` + 1, `\xbf` + 1); a
 /// char successor keeps the bound a valid TEXT value, so it compares against the key columns
 /// and their primary key as they are.
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
+pub(super) fn prefix_upper_bound(prefix: &str) -> Option<String> {
     for (i, c) in prefix.char_indices().rev() {
         let next = match c {
             '\u{D7FF}' => Some('\u{E000}'),
@@ -397,28 +572,24 @@ fn run_query(conn: &Connection, req: &QueryReq, now: i64) -> Result<Page, Error>
 impl Store for SqliteStore {
     async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, Error> {
         let key = key.clone();
-        let res = self
-            .with_conn(move |c, now| {
-                let item = c
-                    .query_row(
-                        &format!(
-                            "SELECT {ITEM_COLS} FROM items i WHERE i.tbl=?1 AND i.pk=?2 AND i.sk=?3"
-                        ),
-                        params![table_name(table), key.pk, key.sk],
-                        row_to_item,
-                    )
-                    .optional()
-                    .map_err(db_err)?;
-                Ok(item.filter(|i| live(i.expires_at, now)))
-            })
-            .await?;
-        Ok(res)
+        self.with_reader(move |c, now| {
+            let item = c
+                .prepare_cached(&format!(
+                    "SELECT {ITEM_COLS} FROM items i WHERE i.tbl=?1 AND i.pk=?2 AND i.sk=?3"
+                ))
+                .map_err(db_err)?
+                .query_row(params![table_name(table), key.pk, key.sk], row_to_item)
+                .optional()
+                .map_err(db_err)?;
+            Ok(item.filter(|i| live(i.expires_at, now)))
+        })
+        .await
     }
 
     async fn batch_get(&self, table: Table, keys: &[Key]) -> Result<Vec<Item>, Error> {
         let keys = keys.to_vec();
         let res = self
-            .with_conn(move |c, now| {
+            .with_reader(move |c, now| {
                 let mut stmt = c
                     .prepare_cached(&format!(
                         "SELECT {ITEM_COLS} FROM items i WHERE i.tbl=?1 AND i.pk=?2 AND i.sk=?3"
@@ -443,9 +614,8 @@ impl Store for SqliteStore {
 
     async fn query(&self, req: &QueryReq) -> Result<Page, Error> {
         let req = req.clone();
-        Ok(self
-            .with_conn(move |c, now| Ok(run_query(c, &req, now)?))
-            .await?)
+        self.with_reader(move |c, now| run_query(c, &req, now))
+            .await
     }
 
     async fn scan(
@@ -493,18 +663,49 @@ impl Store for SqliteStore {
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         check_transaction(&ops)?;
-        self.with_conn(move |c, now| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db_err)?;
-            for (i, op) in ops.iter().enumerate() {
-                if !apply_op(&tx, op, now).map_err(db_err)? {
-                    // Dropping the transaction rolls back every earlier write of this group.
-                    return Err(StoreError::ConditionFailed(i));
-                }
-            }
-            tx.commit().map_err(db_err)?;
-            Ok(())
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| Error::internal("embedded store lock poisoned"))?
+            .push(Pending { ops, done });
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.commit_pending())
+            .await
+            .map_err(|e| StoreError::Other(Error::internal(e)))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Other(Error::internal("embedded store: commit abandoned")))?
+    }
+
+    fn lead_index(&self) -> Option<&dyn LeadIndex> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl LeadIndex for SqliteStore {
+    async fn scan_leads(&self, scan: LeadScan<'_>) -> Result<Vec<Vec<u8>>, Error> {
+        if scan.limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The scan borrows; the blocking pool needs owned data.
+        let partition = scan.partition.to_string();
+        let filters = scan.filters.clone();
+        let sort = scan.sort.clone();
+        let after = scan.after.map(|(v, id)| (v.clone(), id.to_string()));
+        let limit = scan.limit;
+        self.with_reader(move |c, _| {
+            let scan = LeadScan {
+                partition: &partition,
+                filters: &filters,
+                sort: &sort,
+                after: after.as_ref().map(|(v, id)| (v, id.as_str())),
+                limit,
+            };
+            sqlite_leads::scan(c, &scan).map_err(db_err)
         })
         .await
     }
@@ -707,5 +908,128 @@ mod tests {
             .collect();
         want.sort_unstable();
         assert_eq!(seen, want);
+    }
+}
+
+#[cfg(test)]
+mod lead_plan_tests {
+    use super::*;
+    use crate::domain::filter::FilterSet;
+    use crate::domain::query::{Sort, SortField, SortOrder, SortValue};
+    use crate::ports::LeadScan;
+    use sqlite_leads::Segment;
+
+    /// SQLite's plan for one segment of a lead scan.
+    fn plan(
+        filters: &[&str],
+        sort: Sort,
+        seg: Segment,
+        after: Option<(&SortValue, &str)>,
+    ) -> String {
+        let store = SqliteStore::in_memory().unwrap();
+        let conn = store.conn.lock().unwrap();
+        let filters = FilterSet::parse(filters).unwrap();
+        let scan = LeadScan {
+            partition: "A#acct",
+            filters: &filters,
+            sort: &sort,
+            after,
+            limit: 51,
+        };
+        let col = match &sort.field {
+            SortField::Attr(_) => None,
+            SortField::Rating => Some("c_rating"),
+            SortField::Name => Some("c_name"),
+            SortField::CreatedAt => Some("c_created_at"),
+            other => panic!("no column in this test for {other:?}"),
+        };
+        let (sql, args) = sqlite_leads::segment_sql(&scan, seg, col, after, 51);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let lines: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        lines.join(" | ")
+    }
+
+    fn sort(field: SortField, order: SortOrder) -> Sort {
+        Sort { field, order }
+    }
+
+    /// The list shapes of the load benchmark read an index in list order: no table scan, no
+    /// sort of the whole account, also when resuming from a cursor.
+    #[test]
+    fn common_list_shapes_walk_an_index_in_order() {
+        let rating = SortValue::Num(4.5);
+        let name = SortValue::Text("acme".into());
+        let cases = [
+            (
+                plan(
+                    &[
+                        "and.eq.city.Paris",
+                        "and.gte.rating.4",
+                        "and.array_contains.tags.vip",
+                    ],
+                    sort(SortField::Rating, SortOrder::Desc),
+                    Segment::Present,
+                    Some((&rating, "cl_1")),
+                ),
+                "lr_c_city_c_rating",
+            ),
+            (
+                plan(
+                    &["and.eq.category.Food"],
+                    sort(SortField::Rating, SortOrder::Asc),
+                    Segment::Present,
+                    None,
+                ),
+                "lr_c_category_c_rating",
+            ),
+            (
+                plan(
+                    &[],
+                    sort(SortField::Name, SortOrder::Asc),
+                    Segment::Present,
+                    Some((&name, "cl_1")),
+                ),
+                "lr_c_name",
+            ),
+            (
+                plan(
+                    &["and.contains.name.orbit"],
+                    sort(SortField::CreatedAt, SortOrder::Asc),
+                    Segment::Present,
+                    None,
+                ),
+                "lr_c_created_at",
+            ),
+            (
+                plan(
+                    &[],
+                    sort(SortField::Rating, SortOrder::Desc),
+                    Segment::Missing,
+                    None,
+                ),
+                "lr_c_rating",
+            ),
+            (
+                plan(
+                    &[],
+                    sort(SortField::Attr("size".into()), SortOrder::Desc),
+                    Segment::AttrNum,
+                    Some((&rating, "cl_1")),
+                ),
+                "la_num",
+            ),
+        ];
+        for (plan, index) in cases {
+            assert!(plan.contains(&format!("INDEX {index} (")), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            assert!(
+                !plan.contains("SCAN r") && !plan.contains("SCAN a"),
+                "{plan}"
+            );
+        }
     }
 }

@@ -3,11 +3,13 @@
 //! Nothing here names a backend; the adapters implement these traits for SQLite and DynamoDB.
 
 mod clock;
+mod lead_index;
 mod queue;
 mod store;
 mod webhook_sender;
 
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
+pub use lead_index::{LeadIndex, LeadScan};
 pub use queue::{JobQueue, JobSource, OutMessage, Received};
 pub use store::{
     Cond, IndexKey, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page,

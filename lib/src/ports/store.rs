@@ -249,6 +249,11 @@ pub trait Store: Send + Sync {
     /// outbox under `klozeo serve`), never on a request path.
     async fn scan(&self, table: Table, start_after: Option<Key>, limit: u32)
     -> Result<Page, Error>;
+    /// The store's own lead index, when it has one (the embedded store); `None` makes the
+    /// services plan list requests on key ranges, as they must on DynamoDB.
+    fn lead_index(&self) -> Option<&dyn crate::ports::LeadIndex> {
+        None
+    }
 }
 
 /// The largest item a store accepts, in bytes as [`item_size`] counts them.

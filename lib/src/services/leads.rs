@@ -143,6 +143,19 @@ impl LeadService {
             Some(c) if !c.is_empty() => Some(self.deps.cursor_key.decode(c, &scope)?),
             _ => None,
         };
+        if let Some(index) = self.deps.store.lead_index() {
+            return crate::services::leads_indexed::list(
+                &self.deps,
+                index,
+                &t.account_id,
+                &req.filters,
+                &req.sort,
+                limit,
+                &scope,
+                position,
+            )
+            .await;
+        }
         let plan = plan::plan(&t.account_id, &req.filters, &req.sort);
         match plan.strategy {
             Strategy::KeyOrdered => {

@@ -15,6 +15,7 @@ pub mod events;
 pub mod ingest;
 pub mod jobs;
 pub mod leads;
+pub mod leads_indexed;
 pub mod limits;
 pub mod notes;
 pub mod plan;

@@ -1,0 +1,558 @@
+//! The embedded store's own lead table: every lead item of the `leads` table is mirrored, in the
+//! same SQLite transaction, into `lead_rows` (one row per lead, one typed column per sortable
+//! field, with real indexes) and `lead_attrs` (one row per custom attribute, for `attr:<name>`
+//! sorts). List requests then read leads in list order from an index, with the indexable part of
+//! their filters pushed into SQL, instead of imitating DynamoDB's key ranges.
+//!
+//! Columns hold exactly what the domain compares ([`SortField::value`]): text case-folded by Rust
+//! (so SQLite's byte-wise BINARY order is the domain's `String` order), numbers as the integer
+//! image of `f64::total_cmp` (so SQLite's integer order is the domain's number order, `-0.0`
+//! included), a missing value as NULL. The SQL filter is only ever a superset of the real filter:
+//! the service decides every returned lead with the one Rust evaluator.
+
+use std::sync::OnceLock;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params, params_from_iter};
+
+use crate::domain::filter::{ArrOp, NumOp, NumRef, Pred, TextOp, TextRef};
+use crate::domain::lead::{Lead, TextField};
+use crate::domain::query::{SortField, SortOrder, SortValue};
+use crate::ports::LeadScan;
+
+/// The physical name of the leads table in `items.tbl`.
+fn leads_tbl() -> &'static str {
+    crate::schema::table_def(crate::ports::Table::Leads).suffix
+}
+
+/// Whether an item of the leads table is a lead (and so mirrored here).
+pub(super) fn is_lead_key(tbl: &str, sk: &str) -> bool {
+    tbl == leads_tbl() && sk.starts_with(crate::schema::LEAD_PREFIX)
+}
+
+/// A typed column of `lead_rows`.
+struct Col {
+    /// SQL column name.
+    name: String,
+    /// The sort field whose value the column holds.
+    field: SortField,
+    /// Whether the column has its own `(pk, column, sk)` index.
+    indexed: bool,
+}
+
+fn columns() -> &'static [Col] {
+    static COLS: OnceLock<Vec<Col>> = OnceLock::new();
+    COLS.get_or_init(|| {
+        let col = |name: &str, field: SortField, indexed: bool| Col {
+            name: format!("c_{name}"),
+            field,
+            indexed,
+        };
+        let mut v = vec![
+            col("created_at", SortField::CreatedAt, true),
+            col("updated_at", SortField::UpdatedAt, true),
+            col("last_interaction_at", SortField::LastInteractionAt, true),
+            col("score", SortField::Score, true),
+            col("rating", SortField::Rating, true),
+            col("review_count", SortField::ReviewCount, true),
+            col("latitude", SortField::Latitude, false),
+            col("longitude", SortField::Longitude, false),
+            col("name", SortField::Name, true),
+            col("source", SortField::Source, true),
+            col("status", SortField::Status, true),
+        ];
+        for f in TextField::ALL {
+            // Free text and ids nobody sorts a large account by get no index of their own: a
+            // sort on them is a scan with a top-N sort, still correct at any size.
+            let indexed = !matches!(
+                f,
+                TextField::Description
+                    | TextField::Address
+                    | TextField::PostalCode
+                    | TextField::SourceId
+                    | TextField::LogoUrl
+            );
+            v.push(col(f.as_str(), SortField::Text(f), indexed));
+        }
+        v
+    })
+}
+
+fn col_of(field: &SortField) -> Option<&'static Col> {
+    columns().iter().find(|c| &c.field == field)
+}
+
+/// Composite indexes for the common equality + sort pairs.
+const COMPOSITES: &[(&str, &str)] = &[
+    ("c_city", "c_rating"),
+    ("c_category", "c_rating"),
+    ("c_status", "c_created_at"),
+    ("c_source", "c_created_at"),
+];
+
+/// The schema of the lead tables and their indexes.
+pub(super) fn schema_sql() -> String {
+    // Typed columns are declared without a type: no affinity, so a phone "0123" stays text and
+    // a number key stays an integer, exactly as written.
+    let cols: Vec<String> = columns().iter().map(|c| c.name.clone()).collect();
+    let mut sql = format!(
+        "CREATE TABLE IF NOT EXISTS lead_rows(
+             pk TEXT NOT NULL, sk TEXT NOT NULL, {}, tags TEXT NOT NULL,
+             PRIMARY KEY(pk, sk)) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS lead_attrs(
+             pk TEXT NOT NULL, sk TEXT NOT NULL, name TEXT NOT NULL, num INTEGER, txt TEXT,
+             PRIMARY KEY(pk, sk, name)) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS la_num ON lead_attrs(pk, name, num, sk);
+         CREATE INDEX IF NOT EXISTS la_txt ON lead_attrs(pk, name, txt, sk);\n",
+        cols.join(", ")
+    );
+    for c in columns().iter().filter(|c| c.indexed) {
+        sql.push_str(&format!(
+            "CREATE INDEX IF NOT EXISTS lr_{0} ON lead_rows(pk, {0}, sk);\n",
+            c.name
+        ));
+    }
+    for (eq, sort) in COMPOSITES {
+        sql.push_str(&format!(
+            "CREATE INDEX IF NOT EXISTS lr_{eq}_{sort} ON lead_rows(pk, {eq}, {sort}, sk);\n"
+        ));
+    }
+    sql
+}
+
+/// The integer whose signed order is `f64::total_cmp`'s order.
+pub(super) fn num_key(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    if b < 0 { b ^ i64::MAX } else { b }
+}
+
+fn sql_value(v: SortValue) -> SqlValue {
+    match v {
+        SortValue::Num(x) => SqlValue::Integer(num_key(x)),
+        SortValue::Text(s) => SqlValue::Text(s),
+        SortValue::Missing => SqlValue::Null,
+    }
+}
+
+/// Tags, case-folded, each followed by a separator and the whole preceded by one, so "has tag
+/// t" is "contains `\x1f` t `\x1f`".
+fn tags_text(lead: &Lead) -> String {
+    let mut s = String::from("\u{1f}");
+    for t in &lead.tags {
+        s.push_str(&t.to_lowercase());
+        s.push('\u{1f}');
+    }
+    s
+}
+
+/// Removes the rows of a lead item (before it is replaced or deleted).
+pub(super) fn remove(tx: &Connection, pk: &str, sk: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM lead_rows WHERE pk=?1 AND sk=?2")?
+        .execute(params![pk, sk])?;
+    tx.prepare_cached("DELETE FROM lead_attrs WHERE pk=?1 AND sk=?2")?
+        .execute(params![pk, sk])?;
+    Ok(())
+}
+
+/// Writes the rows of a lead item whose old rows are already removed. A body that is not a
+/// lead (only hand-made test items) gets no rows: it is not listed, as it could not be shown.
+pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqlite::Result<()> {
+    let Ok(lead) = serde_json::from_slice::<Lead>(body) else {
+        return Ok(());
+    };
+    static INSERT: OnceLock<String> = OnceLock::new();
+    let sql = INSERT.get_or_init(|| {
+        let names: Vec<&str> = columns().iter().map(|c| c.name.as_str()).collect();
+        let marks: Vec<String> = (0..names.len() + 3)
+            .map(|i| format!("?{}", i + 1))
+            .collect();
+        format!(
+            "INSERT INTO lead_rows(pk, sk, {}, tags) VALUES ({})",
+            names.join(", "),
+            marks.join(", ")
+        )
+    });
+    let mut args: Vec<SqlValue> = Vec::with_capacity(columns().len() + 3);
+    args.push(SqlValue::Text(pk.to_string()));
+    args.push(SqlValue::Text(sk.to_string()));
+    for c in columns() {
+        args.push(sql_value(c.field.value(&lead)));
+    }
+    args.push(SqlValue::Text(tags_text(&lead)));
+    tx.prepare_cached(sql)?.execute(params_from_iter(args))?;
+    if !lead.attributes.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO lead_attrs(pk, sk, name, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for a in &lead.attributes {
+            let (num, txt) = match SortField::Attr(a.name.clone()).value(&lead) {
+                SortValue::Num(x) => (Some(num_key(x)), None),
+                SortValue::Text(s) => (None, Some(s)),
+                SortValue::Missing => continue,
+            };
+            stmt.execute(params![pk, sk, a.name, num, txt])?;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds the lead tables from the items once, for a database written before they existed.
+/// `user_version` 1 means they are complete.
+pub(super) fn backfill(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= 1 {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Another process may have finished it while this one waited for the write lock.
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        tx.execute_batch("DELETE FROM lead_rows; DELETE FROM lead_attrs;")?;
+        let upper = crate::schema::LEAD_PREFIX.replace('#', "$");
+        let rows: Vec<(String, String, Vec<u8>)> = tx
+            .prepare("SELECT pk, sk, body FROM items WHERE tbl=?1 AND sk >= ?2 AND sk < ?3")?
+            .query_map(
+                params![leads_tbl(), crate::schema::LEAD_PREFIX, upper],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        for (pk, sk, body) in rows {
+            if sk.starts_with(crate::schema::LEAD_PREFIX) {
+                insert(&tx, &pk, &sk, &body)?;
+            }
+        }
+        tx.execute_batch("PRAGMA user_version = 1")?;
+    }
+    tx.commit()
+}
+
+/// One stretch of the list order that one index range serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Segment {
+    /// Leads with a value in the column, by (value, sk).
+    Present,
+    /// Leads without a value, by sk.
+    Missing,
+    /// Leads whose attribute is a number, by (number, sk).
+    AttrNum,
+    /// Leads whose attribute is text, by (text, sk).
+    AttrText,
+}
+
+/// The segments of a sort, in list order: present values (numbers before text, reversed by
+/// `desc`), then missing values, as [`crate::domain::query::compare`] orders them.
+fn segments(field: &SortField, order: SortOrder) -> &'static [Segment] {
+    match (field, order) {
+        (SortField::Attr(_), SortOrder::Asc) => {
+            &[Segment::AttrNum, Segment::AttrText, Segment::Missing]
+        }
+        (SortField::Attr(_), SortOrder::Desc) => {
+            &[Segment::AttrText, Segment::AttrNum, Segment::Missing]
+        }
+        _ => &[Segment::Present, Segment::Missing],
+    }
+}
+
+/// The segment a sort value belongs to.
+fn segment_of(field: &SortField, v: &SortValue) -> Segment {
+    match (field, v) {
+        (_, SortValue::Missing) => Segment::Missing,
+        (SortField::Attr(_), SortValue::Num(_)) => Segment::AttrNum,
+        (SortField::Attr(_), SortValue::Text(_)) => Segment::AttrText,
+        _ => Segment::Present,
+    }
+}
+
+fn text_col(f: TextRef) -> &'static str {
+    let field = match f {
+        TextRef::Name => SortField::Name,
+        TextRef::Source => SortField::Source,
+        TextRef::Status => SortField::Status,
+        TextRef::Opt(t) => SortField::Text(t),
+    };
+    &col_of(&field).expect("every text field has a column").name
+}
+
+fn num_col(f: NumRef) -> &'static str {
+    let field = match f {
+        NumRef::Rating => SortField::Rating,
+        NumRef::ReviewCount => SortField::ReviewCount,
+        NumRef::Score => SortField::Score,
+        NumRef::Latitude => SortField::Latitude,
+        NumRef::Longitude => SortField::Longitude,
+        NumRef::CreatedAt => SortField::CreatedAt,
+        NumRef::UpdatedAt => SortField::UpdatedAt,
+        NumRef::LastInteractionAt => SortField::LastInteractionAt,
+    };
+    &col_of(&field)
+        .expect("every number field has a column")
+        .name
+}
+
+/// The composite index for an `and` equality filter paired with the sort column, if any.
+///
+/// SQLite has no statistics about a fresh account, and given `city = ? AND rating >= ?` ordered
+/// by rating it prefers the rating index (a range plus the order) over `(city, rating)`, which
+/// serves the same order reading only the city's leads. The pair is certain to be better, so it
+/// is named.
+fn composite_for(scan: &LeadScan<'_>, sort_col: &str) -> Option<String> {
+    COMPOSITES.iter().find_map(|(eq, sort)| {
+        let has_eq = scan.filters.and_preds().any(
+            |p| matches!(p, Pred::Text { field, op: TextOp::Eq, .. } if text_col(*field) == *eq),
+        );
+        (has_eq && *sort == sort_col).then(|| format!("lr_{eq}_{sort}"))
+    })
+}
+
+/// Most `in` values pushed into SQL; a longer list is left to the Rust evaluator alone.
+const MAX_IN: usize = 100;
+
+/// SQL conditions on `r` that every lead matching the `and` filters satisfies (a superset:
+/// whatever is not certain to be exact is widened or left to the Rust evaluator).
+fn pushdown(scan: &LeadScan<'_>, args: &mut Vec<SqlValue>) -> String {
+    fn push(args: &mut Vec<SqlValue>, v: SqlValue) -> String {
+        args.push(v);
+        format!("?{}", args.len())
+    }
+    let mut sql = String::new();
+    for pred in scan.filters.and_preds() {
+        match pred {
+            Pred::Text {
+                field,
+                op,
+                needle,
+                list,
+            } => {
+                let c = text_col(*field);
+                match op {
+                    TextOp::Eq => {
+                        let a = push(args, SqlValue::Text(needle.clone()));
+                        sql.push_str(&format!(" AND r.{c} = {a}"));
+                    }
+                    TextOp::In if !list.is_empty() && list.len() <= MAX_IN => {
+                        let marks: Vec<String> = list
+                            .iter()
+                            .map(|v| push(args, SqlValue::Text(v.clone())))
+                            .collect();
+                        sql.push_str(&format!(" AND r.{c} IN ({})", marks.join(", ")));
+                    }
+                    // A key range on the case-folded column, never `substr`.
+                    TextOp::StartsWith if !needle.is_empty() => {
+                        let a = push(args, SqlValue::Text(needle.clone()));
+                        sql.push_str(&format!(" AND r.{c} >= {a}"));
+                        if let Some(upper) = super::sqlite::prefix_upper_bound(needle) {
+                            let b = push(args, SqlValue::Text(upper));
+                            sql.push_str(&format!(" AND r.{c} < {b}"));
+                        }
+                    }
+                    TextOp::Contains => {
+                        let a = push(args, SqlValue::Text(needle.clone()));
+                        sql.push_str(&format!(" AND instr(r.{c}, {a}) > 0"));
+                    }
+                    TextOp::IsNotEmpty => sql.push_str(&format!(" AND r.{c} <> ''")),
+                    TextOp::IsEmpty => sql.push_str(&format!(" AND (r.{c} IS NULL OR r.{c} = '')")),
+                    _ => {}
+                }
+            }
+            Pred::Num { field, op, x } => {
+                let c = num_col(*field);
+                // Bounds are inclusive and zero covers both signed zeros: IEEE `>` and `==`
+                // treat -0.0 and 0.0 as equal where total order does not.
+                let lo = if *x == 0.0 {
+                    num_key(-0.0)
+                } else {
+                    num_key(*x)
+                };
+                let hi = if *x == 0.0 { num_key(0.0) } else { num_key(*x) };
+                match op {
+                    NumOp::Eq => {
+                        let a = push(args, SqlValue::Integer(lo));
+                        let b = push(args, SqlValue::Integer(hi));
+                        sql.push_str(&format!(" AND r.{c} >= {a} AND r.{c} <= {b}"));
+                    }
+                    NumOp::Gt | NumOp::Gte => {
+                        let a = push(args, SqlValue::Integer(lo));
+                        sql.push_str(&format!(" AND r.{c} >= {a}"));
+                    }
+                    NumOp::Lt | NumOp::Lte => {
+                        let b = push(args, SqlValue::Integer(hi));
+                        sql.push_str(&format!(" AND r.{c} <= {b}"));
+                    }
+                    NumOp::Neq => {}
+                }
+            }
+            Pred::Tags { op, needle } => match op {
+                ArrOp::Contains => {
+                    let a = push(args, SqlValue::Text(format!("\u{1f}{needle}\u{1f}")));
+                    sql.push_str(&format!(" AND instr(r.tags, {a}) > 0"));
+                }
+                ArrOp::Empty => sql.push_str(" AND r.tags = char(31)"),
+                ArrOp::NotEmpty => sql.push_str(" AND r.tags <> char(31)"),
+                ArrOp::NotContains => {}
+            },
+            Pred::LocationSet(true) => {
+                sql.push_str(" AND r.c_latitude IS NOT NULL AND r.c_longitude IS NOT NULL")
+            }
+            Pred::LocationSet(false) | Pred::WithinRadius { .. } | Pred::Attr { .. } => {}
+        }
+    }
+    sql
+}
+
+/// Reads up to `scan.limit` lead bodies in list order (see [`crate::ports::LeadIndex`]).
+pub(super) fn scan(conn: &Connection, scan: &LeadScan<'_>) -> rusqlite::Result<Vec<Vec<u8>>> {
+    let field = &scan.sort.field;
+    let order = scan.sort.order;
+    let segs = segments(field, order);
+    let first = match scan.after {
+        None => 0,
+        Some((v, _)) => {
+            let s = segment_of(field, v);
+            segs.iter().position(|x| *x == s).unwrap_or(segs.len())
+        }
+    };
+    let col = match field {
+        SortField::Attr(_) => None,
+        f => Some(col_of(f).expect("every non-attribute sort field has a column")),
+    };
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for (i, seg) in segs.iter().enumerate().skip(first) {
+        let want = scan.limit as usize - out.len();
+        if want == 0 {
+            break;
+        }
+        let after = if i == first { scan.after } else { None };
+        let (sql, args) = segment_sql(scan, *seg, col.map(|c| c.name.as_str()), after, want);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, Vec<u8>>(0))?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn segment_sql(
+    scan: &LeadScan<'_>,
+    seg: Segment,
+    col: Option<&str>,
+    after: Option<(&SortValue, &str)>,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let (dir, cmp) = match scan.sort.order {
+        SortOrder::Asc => ("ASC", ">"),
+        SortOrder::Desc => ("DESC", "<"),
+    };
+    let mut args = vec![
+        SqlValue::Text(scan.partition.to_string()),
+        SqlValue::Text(leads_tbl().to_string()),
+    ];
+    let after_sk = after.map(|(_, id)| format!("{}{id}", crate::schema::LEAD_PREFIX));
+    let after_v = after.map(|(v, _)| sql_value(v.clone()));
+    // CROSS JOIN keeps the driving table first: the index that yields the order leads.
+    let mut sql = match (seg, col, &scan.sort.field) {
+        (Segment::Present, Some(c), _) => {
+            let hint = composite_for(scan, c).map_or(String::new(), |i| format!(" INDEXED BY {i}"));
+            let mut s = format!(
+                "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
+                 WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
+                   AND r.{c} IS NOT NULL"
+            );
+            if let (Some(v), Some(sk)) = (after_v, after_sk) {
+                args.push(v);
+                args.push(SqlValue::Text(sk));
+                let n = args.len();
+                s.push_str(&format!(" AND (r.{c}, r.sk) {cmp} (?{}, ?{n})", n - 1));
+            }
+            s.push_str(&pushdown(scan, &mut args));
+            s.push_str(&format!(" ORDER BY r.{c} {dir}, r.sk {dir}"));
+            s
+        }
+        (Segment::Missing, Some(c), _) => {
+            let hint = composite_for(scan, c).map_or(String::new(), |i| format!(" INDEXED BY {i}"));
+            let mut s = format!(
+                "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
+                 WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
+                   AND r.{c} IS NULL"
+            );
+            if let Some(sk) = after_sk {
+                args.push(SqlValue::Text(sk));
+                s.push_str(&format!(" AND r.sk {cmp} ?{}", args.len()));
+            }
+            s.push_str(&pushdown(scan, &mut args));
+            s.push_str(&format!(" ORDER BY r.sk {dir}"));
+            s
+        }
+        (Segment::Missing, None, SortField::Attr(name)) => {
+            args.push(SqlValue::Text(name.clone()));
+            let mut s = String::from(
+                "SELECT i.body FROM lead_rows r CROSS JOIN items i
+                 WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
+                   AND NOT EXISTS (SELECT 1 FROM lead_attrs a
+                                   WHERE a.pk = r.pk AND a.sk = r.sk AND a.name = ?3)",
+            );
+            if let Some(sk) = after_sk {
+                args.push(SqlValue::Text(sk));
+                s.push_str(&format!(" AND r.sk {cmp} ?{}", args.len()));
+            }
+            s.push_str(&pushdown(scan, &mut args));
+            s.push_str(&format!(" ORDER BY r.sk {dir}"));
+            s
+        }
+        (Segment::AttrNum | Segment::AttrText, None, SortField::Attr(name)) => {
+            let c = if seg == Segment::AttrNum {
+                "num"
+            } else {
+                "txt"
+            };
+            args.push(SqlValue::Text(name.clone()));
+            let mut s = format!(
+                "SELECT i.body FROM lead_attrs a CROSS JOIN lead_rows r CROSS JOIN items i
+                 WHERE a.pk = ?1 AND a.name = ?3 AND a.{c} IS NOT NULL
+                   AND r.pk = a.pk AND r.sk = a.sk
+                   AND i.tbl = ?2 AND i.pk = a.pk AND i.sk = a.sk"
+            );
+            if let (Some(v), Some(sk)) = (after_v, after_sk) {
+                args.push(v);
+                args.push(SqlValue::Text(sk));
+                let n = args.len();
+                s.push_str(&format!(" AND (a.{c}, a.sk) {cmp} (?{}, ?{n})", n - 1));
+            }
+            s.push_str(&pushdown(scan, &mut args));
+            s.push_str(&format!(" ORDER BY a.{c} {dir}, a.sk {dir}"));
+            s
+        }
+        _ => unreachable!("segments() pairs attribute sorts with attribute segments"),
+    };
+    args.push(SqlValue::Integer(limit as i64));
+    sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    (sql, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_keys_order_like_total_cmp() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.0,
+            -1.0,
+            -1e-300,
+            -0.0,
+            0.0,
+            1e-300,
+            1.0,
+            4.5,
+            1e300,
+            f64::INFINITY,
+        ];
+        for a in xs {
+            for b in xs {
+                assert_eq!(num_key(a).cmp(&num_key(b)), a.total_cmp(&b), "{a} vs {b}");
+            }
+        }
+    }
+}
