@@ -393,7 +393,11 @@ fn pushdown(scan: &LeadScan<'_>, args: &mut Vec<SqlValue>) -> String {
             Pred::LocationSet(true) => {
                 sql.push_str(" AND r.c_latitude IS NOT NULL AND r.c_longitude IS NOT NULL")
             }
-            Pred::LocationSet(false) | Pred::WithinRadius { .. } | Pred::Attr { .. } => {}
+            // Free-text search spans several columns: the Rust evaluator decides it.
+            Pred::LocationSet(false)
+            | Pred::WithinRadius { .. }
+            | Pred::Attr { .. }
+            | Pred::Search(_) => {}
         }
     }
     sql

@@ -10,7 +10,7 @@ use crate::domain::query::{Sort, SortValue};
 use crate::error::{Error, Result};
 use crate::ports::{LeadIndex, LeadScan};
 use crate::schema;
-use crate::services::leads::ListPage;
+use crate::services::leads::{ListPage, PlanReport};
 use crate::services::{Deps, from_body};
 
 /// Most candidate leads one request reads before it answers with the matches so far and a
@@ -42,6 +42,7 @@ pub(crate) async fn list(
     let want = limit as usize + 1;
     let mut leads: Vec<Lead> = Vec::with_capacity(want);
     let mut budget = SCAN_BUDGET;
+    let mut items_read = 0u64;
     let stopped_early = loop {
         let missing = (want - leads.len()) as u32;
         // Without filters every candidate matches; with them, read ahead so a typical page
@@ -63,6 +64,7 @@ pub(crate) async fn list(
             .await?;
         let read = bodies.len() as u32;
         budget -= read;
+        items_read += u64::from(read);
         for body in bodies {
             let lead: Lead = from_body(&body)?;
             after = Some((sort.field.value(&lead), lead.id.clone()));
@@ -94,5 +96,17 @@ pub(crate) async fn list(
     } else {
         None
     };
-    Ok(ListPage { leads, next_cursor })
+    // The embedded store reads its typed lead table in list order (an SQLite index); it has no
+    // read units to report.
+    let plan = PlanReport {
+        access: "key_ordered",
+        index: "lead_rows",
+        items_read,
+        estimated_rcu: 0.0,
+    };
+    Ok(ListPage {
+        leads,
+        next_cursor,
+        plan,
+    })
 }
