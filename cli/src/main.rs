@@ -173,6 +173,7 @@ async fn build_app(s: &StoreArgs) -> Result<App> {
         jobs_dlq_url: std::env::var("KLOZEO_JOBS_DLQ_URL")
             .ok()
             .filter(|v| !v.is_empty()),
+        exports: config::exports_from_env()?,
     };
     Ok(App::build(&cfg).await?)
 }

@@ -16,6 +16,7 @@ use crate::ports::{JobQueue, JobSource, WebhookSender};
 use crate::services::Deps;
 use crate::services::accounts::AccountService;
 use crate::services::attributes::AttributeService;
+use crate::services::export::ExportService;
 use crate::services::ingest::IngestService;
 use crate::services::jobs::JobRunner;
 use crate::services::leads::LeadService;
@@ -46,6 +47,10 @@ pub struct App {
     pub job_source: Option<Arc<dyn JobSource>>,
     /// Accounts and API keys.
     pub accounts: AccountService,
+    /// Exports of leads (inline, or to object storage behind a link).
+    pub exports: ExportService,
+    /// Largest inline export body, where a proxy buffers responses (`None`: streamed, any size).
+    pub export_inline_limit: Option<u64>,
     /// Rate limits and idempotency keys.
     pub limits: LimitService,
     /// Largest accepted request body.
@@ -101,8 +106,29 @@ impl App {
         let ingest = IngestService::new(deps.clone(), scoring.clone(), notes.clone());
         let webhooks =
             WebhookService::new(deps.clone(), queue.clone(), sender, config.webhooks.clone());
+        let leads = LeadService::new(deps.clone());
+        // On one machine, `delivery=url` files live in the data directory; on AWS the
+        // composition roots below add S3 when a bucket is configured.
+        let objects: Option<Arc<dyn crate::ports::ObjectStore>> = match &config.store {
+            StoreConfig::Embedded { data_dir } => {
+                Some(Arc::new(crate::adapters::local_files::LocalFiles::new(
+                    data_dir,
+                    &config.signing_key,
+                    config.exports.link_ttl_secs,
+                )))
+            }
+            StoreConfig::Dynamo { .. } => None,
+        };
+        let exports = ExportService::new(
+            deps.clone(),
+            leads.clone(),
+            objects,
+            config.exports.link_ttl_secs,
+        );
         Ok(App {
-            leads: LeadService::new(deps.clone()),
+            leads,
+            exports,
+            export_inline_limit: config.exports.inline_limit_bytes,
             attributes: AttributeService::new(deps.clone(), ingest.clone()),
             jobs: JobRunner::new(webhooks.clone(), scoring.clone(), queue, config.jobs),
             webhooks,

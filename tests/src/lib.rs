@@ -126,6 +126,7 @@ pub fn test_config() -> Config {
         },
         jobs_queue_url: None,
         jobs_dlq_url: None,
+        exports: Default::default(),
     }
 }
 

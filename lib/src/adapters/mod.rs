@@ -5,6 +5,7 @@
 
 pub mod dynamodb;
 pub mod http_sender;
+pub mod local_files;
 pub mod sqlite;
 pub mod sqs;
 pub mod store_queue;

@@ -3,10 +3,12 @@
 //! Nothing here names a backend; the adapters implement these traits for SQLite and DynamoDB.
 
 mod clock;
+mod objects;
 mod queue;
 mod store;
 mod webhook_sender;
 
+pub use objects::{Download, ObjectStore, Upload};
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
 pub use queue::{JobQueue, JobSource, OutMessage, Received};
 pub use store::{

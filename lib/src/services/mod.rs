@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod attributes;
 pub mod events;
+pub mod export;
 pub mod ingest;
 pub mod jobs;
 pub mod leads;

@@ -2,6 +2,7 @@
 
 pub mod enrich;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod guard;
 pub mod leads;
@@ -44,6 +45,8 @@ pub enum Routes {
     Scoring,
     /// The webhook routes (subscriptions, delivery log, retry, test).
     Webhooks,
+    /// The export route (`GET /leads/export`).
+    Export,
 }
 
 /// Builds the router for `routes`.
@@ -127,12 +130,19 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             )
             .route("/webhooks/{id}/test", post(webhooks::test));
     }
+    if matches!(routes, Routes::All | Routes::Export) {
+        api = api.route("/leads/export", get(export::export));
+    }
     let api = api.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         guard::guard,
     ));
-    Router::new()
-        .route(
+    let mut root = Router::new();
+    if routes == Routes::All {
+        // The signed links of `delivery=url` under `klozeo serve`: no API key, by design.
+        root = root.route("/downloads/{*key}", get(export::download));
+    }
+    root.route(
             "/health",
             get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
         )
