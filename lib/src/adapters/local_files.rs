@@ -126,9 +126,9 @@ impl ObjectStore for LocalFiles {
         let (root, keep) = (self.root.clone(), self.keep_secs);
         let _ = tokio::task::spawn_blocking(move || LocalFiles::sweep(&root, keep)).await;
         if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                Error::internal(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
         }
         let tmp = dest.with_extension("part");
         let file = tokio::fs::File::create(&tmp)
@@ -137,7 +137,13 @@ impl ObjectStore for LocalFiles {
         Ok(Box::new(FileUpload { tmp, dest, file }))
     }
 
-    async fn link(&self, key: &str, _file_name: &str, _now: i64, expires_at: i64) -> Result<String> {
+    async fn link(
+        &self,
+        key: &str,
+        _file_name: &str,
+        _now: i64,
+        expires_at: i64,
+    ) -> Result<String> {
         Ok(format!(
             "{DOWNLOAD_PREFIX}{key}?expires={expires_at}&sig={}",
             self.sign(key, expires_at)

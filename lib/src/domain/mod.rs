@@ -12,6 +12,6 @@ pub mod note;
 pub mod patch;
 pub mod query;
 pub mod rule;
-pub mod table;
 pub mod scoring;
+pub mod table;
 pub mod webhook;

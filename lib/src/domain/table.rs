@@ -279,7 +279,10 @@ mod tests {
 
     #[test]
     fn headers_map_to_fields_and_attributes() {
-        assert_eq!(import_column("Postal Code"), ImportColumn::Field("postal_code"));
+        assert_eq!(
+            import_column("Postal Code"),
+            ImportColumn::Field("postal_code")
+        );
         assert_eq!(import_column("EMAIL"), ImportColumn::Field("email"));
         assert_eq!(import_column("created_at"), ImportColumn::Ignored);
         assert_eq!(

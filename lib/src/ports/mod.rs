@@ -8,8 +8,8 @@ mod queue;
 mod store;
 mod webhook_sender;
 
-pub use objects::{Download, ObjectStore, Upload};
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
+pub use objects::{Download, ObjectStore, Upload};
 pub use queue::{JobQueue, JobSource, OutMessage, Received};
 pub use store::{
     Cond, IndexKey, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page,

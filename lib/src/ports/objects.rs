@@ -34,13 +34,7 @@ pub trait ObjectStore: Send + Sync {
     /// A link that reads `key` without credentials until `expires_at` (Unix seconds) and not
     /// after. `file_name` is what the browser saves it as. A link that starts with `/` is
     /// relative to the server that answered the request (the local adapter).
-    async fn link(
-        &self,
-        key: &str,
-        file_name: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<String>;
+    async fn link(&self, key: &str, file_name: &str, now: i64, expires_at: i64) -> Result<String>;
     /// Opens `key` for a request carrying a link's `expires` and `sig`, checked against `now`.
     /// Only stores whose links this process serves implement it.
     async fn open_signed(&self, key: &str, expires: i64, sig: &str, now: i64) -> Result<Download> {

@@ -242,7 +242,10 @@ impl ExportService {
             }
         };
         let now = self.deps.clock.now_secs();
-        let stamp: String = rfc3339(now).chars().filter(|c| *c != '-' && *c != ':').collect();
+        let stamp: String = rfc3339(now)
+            .chars()
+            .filter(|c| *c != '-' && *c != ':')
+            .collect();
         Ok(Export {
             format: req.format,
             file_name: format!("leads-{stamp}.{}", req.format.as_str()),

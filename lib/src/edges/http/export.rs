@@ -148,8 +148,8 @@ pub async fn download(
             _ => {}
         }
     }
-    let expires = expires
-        .ok_or_else(|| Error::Unauthenticated("This download link is not valid".into()))?;
+    let expires =
+        expires.ok_or_else(|| Error::Unauthenticated("This download link is not valid".into()))?;
     let file = s.app.exports.download(&key, expires, &sig).await?;
     let head = attachment(file.format, &file.file_name);
     let len = file.download.len;

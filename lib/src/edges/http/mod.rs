@@ -143,13 +143,13 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
         root = root.route("/downloads/{*key}", get(export::download));
     }
     root.route(
-            "/health",
-            get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
-        )
-        .nest(API_PREFIX, api)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        "/health",
+        get(|| async { axum::Json(crate::edges::wire::HealthResponse { status: "ok" }) }),
+    )
+    .nest(API_PREFIX, api)
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> Response {
