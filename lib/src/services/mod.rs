@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod attributes;
 pub mod events;
 pub mod export;
+pub mod import;
 pub mod ingest;
 pub mod jobs;
 pub mod leads;
