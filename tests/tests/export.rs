@@ -400,3 +400,89 @@ async fn delivery_url_links_work_without_a_key_until_they_expire() {
         );
     }
 }
+
+#[tokio::test]
+async fn delivery_url_on_s3_is_a_presigned_link_that_works_without_a_key() {
+    // The DynamoDB run: exports go to S3 on the same emulator (which does not check presigned
+    // signatures or expiry; the local link test above covers refusal after expiry).
+    if !backends().contains(&klozeo_tests::Backend::Dynamo) {
+        return;
+    }
+    let endpoint = klozeo_tests::emulator_endpoint().expect("emulator");
+    let sdk = klozeo_core::app::sdk_config_for_endpoint(&endpoint).await;
+    let objects = klozeo_core::app::s3_objects(&sdk, "klozeo-test-exports");
+    objects.ensure_bucket().await.expect("bucket");
+    let objects: std::sync::Arc<dyn klozeo_core::ports::ObjectStore> = std::sync::Arc::new(objects);
+    let server = TestServer::start_mapped(
+        klozeo_tests::Backend::Dynamo,
+        |s| s,
+        |_| {},
+        move |mut app| {
+            app.exports = app.exports.with_objects(objects);
+            app
+        },
+    )
+    .await;
+    let api = Api::on_plan(&server, "unlimited").await;
+    seed(&api).await;
+    for format in ["csv", "json", "xlsx"] {
+        let (st, v) = api
+            .get(&format!(
+                "/leads/export?format={format}&delivery=url&sort_by=name"
+            ))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["rows"], 24);
+        let url = v["url"].as_str().expect("url");
+        assert!(!url.starts_with(&server.origin), "an S3 link: {url}");
+        assert!(
+            url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=900"),
+            "{url}"
+        );
+        let got = reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(got.status(), StatusCode::OK, "{url}");
+        let body = got.bytes().await.expect("file");
+        assert_eq!(v["bytes"].as_u64(), Some(body.len() as u64));
+        if format == "json" {
+            let inline = json_of(&export(&api, "format=json&sort_by=name").await);
+            let stored: Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(stored, inline);
+        }
+    }
+}
+
+#[tokio::test]
+async fn behind_a_buffering_proxy_a_large_inline_export_is_a_413_naming_delivery_url() {
+    for backend in backends() {
+        let server = TestServer::start_with_config(backend, |c| {
+            c.exports.inline_limit_bytes = Some(2_000);
+        })
+        .await;
+        let api = Api::on_plan(&server, "unlimited").await;
+        seed(&api).await;
+        let f = export(&api, "format=csv").await;
+        assert_eq!(f.status, StatusCode::PAYLOAD_TOO_LARGE, "{backend:?}");
+        let v = json_of(&f);
+        assert_flat_error(&v, "payload_too_large");
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("delivery=url")),
+            "{v}"
+        );
+        // A small one is still inline, and delivery=url still works for the large one.
+        let f = export(
+            &api,
+            "format=csv&filter=and.eq.city.Berlin&filter=and.eq.status.new",
+        )
+        .await;
+        assert_eq!(f.status, StatusCode::OK);
+        let (st, v) = api.get("/leads/export?format=csv&delivery=url").await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["rows"], 24);
+    }
+}
