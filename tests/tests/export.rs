@@ -283,7 +283,15 @@ async fn bad_export_requests_are_flat_400s_and_tenants_see_only_their_leads() {
 #[tokio::test]
 async fn export_goes_past_the_list_candidate_limit() {
     use klozeo_core::services::leads::CANDIDATE_BUDGET;
+    // On the DynamoDB emulator every query of a partition this size takes minutes (moto reads
+    // and sorts the whole partition per request), so the DynamoDB variant runs only when asked
+    // for with KLOZEO_TEST_LARGE_DYNAMODB=1. The export reads through the same list pages on
+    // both stores; the other tests cover the DynamoDB paging itself.
+    let large_dynamo = std::env::var("KLOZEO_TEST_LARGE_DYNAMODB").is_ok_and(|v| v == "1");
     for backend in backends() {
+        if backend == klozeo_tests::Backend::Dynamo && !large_dynamo {
+            continue;
+        }
         let server = TestServer::start(backend).await;
         let key = server.account("unlimited").await;
         let api = Api::new(&server, &key);
