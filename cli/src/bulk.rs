@@ -61,10 +61,13 @@ impl Progress {
                 self.last_line = Instant::now();
                 let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
                 match self.total {
-                    Some(t) => eprintln!(
-                        "{} {}/{t} {} ({rate:.0}/s)",
-                        self.what, self.done, self.what
-                    ),
+                    Some(t) => {
+                        let left = t.saturating_sub(self.done) as f64 / rate.max(1e-3);
+                        eprintln!(
+                            "{} {}/{t} ({rate:.0}/s, ETA {left:.0} s)",
+                            self.what, self.done
+                        )
+                    }
                     None => eprintln!("{} {} ({rate:.0}/s)", self.what, self.done),
                 }
             }
