@@ -9,6 +9,8 @@
 //! klozeo sqs create-queues
 //! ```
 
+mod bulk;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,6 +46,51 @@ enum Cmd {
     /// SQS operations.
     #[command(subcommand)]
     Sqs(SqsCmd),
+    /// Export an account's leads to a CSV, JSON or XLSX file.
+    Export(ExportArgs),
+    /// Import leads from a CSV or JSON file, with the API's deduplication.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The account's e-mail.
+    #[arg(long)]
+    email: String,
+    /// csv, json or xlsx.
+    #[arg(long)]
+    format: String,
+    /// A filter as in the API (`and.eq.city.Paris`); repeatable.
+    #[arg(long = "filter")]
+    filters: Vec<String>,
+    /// Sort field, as in the API.
+    #[arg(long)]
+    sort_by: Option<String>,
+    /// ASC or DESC.
+    #[arg(long)]
+    sort_order: Option<String>,
+    /// The file to write.
+    #[arg(long)]
+    output: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The account's e-mail.
+    #[arg(long)]
+    email: String,
+    /// A .csv (headers name lead fields; other headers become attributes) or .json file.
+    file: PathBuf,
+    /// Report what each row would do, without writing anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// The `source` of rows that have none.
+    #[arg(long)]
+    source: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +247,7 @@ async fn build_app(s: &StoreArgs) -> Result<App> {
             .ok()
             .filter(|v| !v.is_empty()),
         accounts: config::accounts_from_env(&config::plans_from_env()?)?,
+        exports: config::exports_from_env()?,
     };
     Ok(App::build(&cfg).await?)
 }
@@ -299,6 +347,23 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Sqs(SqsCmd::CreateQueues { prefix }) => create_queues(&prefix).await,
+        Cmd::Export(a) => {
+            let app = build_app(&a.store).await?;
+            bulk::export(
+                &app,
+                &a.email,
+                &a.format,
+                &a.filters,
+                a.sort_by.as_deref(),
+                a.sort_order.as_deref(),
+                &a.output,
+            )
+            .await
+        }
+        Cmd::Import(a) => {
+            let app = build_app(&a.store).await?;
+            bulk::import(&app, &a.email, &a.file, a.dry_run, a.source).await
+        }
         Cmd::Dynamodb(DynamoCmd::CreateTables { table_prefix }) => {
             let roots = config::tls_roots_from_env(TlsRoots::System)?;
             let store = klozeo_core::app::dynamo_store(&table_prefix, roots).await;

@@ -241,6 +241,7 @@ async fn run(n: usize) -> [f64; 3] {
         jobs_queue_url: None,
         jobs_dlq_url: None,
         accounts: Default::default(),
+        exports: Default::default(),
     };
     let store = SqliteStore::open(dir.path()).expect("open store");
     let app = App::with_store(Arc::new(store), &config).expect("app");

@@ -17,6 +17,7 @@ use crate::services::Deps;
 use crate::services::accounts::AccountService;
 use crate::services::analytics::AnalyticsService;
 use crate::services::attributes::AttributeService;
+use crate::services::export::ExportService;
 use crate::services::ingest::IngestService;
 use crate::services::jobs::JobRunner;
 use crate::services::leads::LeadService;
@@ -47,6 +48,10 @@ pub struct App {
     pub job_source: Option<Arc<dyn JobSource>>,
     /// Accounts and API keys.
     pub accounts: AccountService,
+    /// Exports of leads (inline, or to object storage behind a link).
+    pub exports: ExportService,
+    /// Largest inline export body, where a proxy buffers responses (`None`: streamed, any size).
+    pub export_inline_limit: Option<u64>,
     /// Rate limits and idempotency keys.
     pub limits: LimitService,
     /// Statistics, categories and cities, from counters.
@@ -104,8 +109,29 @@ impl App {
         let ingest = IngestService::new(deps.clone(), scoring.clone(), notes.clone());
         let webhooks =
             WebhookService::new(deps.clone(), queue.clone(), sender, config.webhooks.clone());
+        let leads = LeadService::new(deps.clone());
+        // On one machine, `delivery=url` files live in the data directory; on AWS the
+        // composition roots below add S3 when a bucket is configured.
+        let objects: Option<Arc<dyn crate::ports::ObjectStore>> = match &config.store {
+            StoreConfig::Embedded { data_dir } => {
+                Some(Arc::new(crate::adapters::local_files::LocalFiles::new(
+                    data_dir,
+                    &config.signing_key,
+                    config.exports.link_ttl_secs,
+                )))
+            }
+            StoreConfig::Dynamo { .. } => None,
+        };
+        let exports = ExportService::new(
+            deps.clone(),
+            leads.clone(),
+            objects,
+            config.exports.link_ttl_secs,
+        );
         Ok(App {
-            leads: LeadService::new(deps.clone()),
+            leads,
+            exports,
+            export_inline_limit: config.exports.inline_limit_bytes,
             attributes: AttributeService::new(deps.clone(), ingest.clone()),
             jobs: JobRunner::new(webhooks.clone(), scoring.clone(), queue, config.jobs),
             webhooks,
@@ -128,6 +154,7 @@ impl App {
     /// Builds the store (and, with `KLOZEO_JOBS_QUEUE_URL`, the SQS jobs queue) named by the
     /// configuration and wires the services.
     pub async fn build(config: &Config) -> Result<App> {
+        let mut s3 = None;
         let (store, sqs): (Arc<dyn Store>, Option<SqsQueue>) = match &config.store {
             StoreConfig::Embedded { data_dir } => (Arc::new(SqliteStore::open(data_dir)?), None),
             StoreConfig::Dynamo {
@@ -135,6 +162,10 @@ impl App {
                 tls_roots,
             } => {
                 let sdk = sdk_config(*tls_roots).await;
+                s3 =
+                    config.exports.bucket.as_ref().map(|b| {
+                        Arc::new(s3_objects(&sdk, b)) as Arc<dyn crate::ports::ObjectStore>
+                    });
                 let store = DynamoStore::new(dynamo_client(&sdk), table_prefix);
                 let sqs = config.jobs_queue_url.as_ref().map(|url| {
                     SqsQueue::new(
@@ -146,13 +177,17 @@ impl App {
                 (Arc::new(store), sqs)
             }
         };
-        match sqs {
-            None => Self::with_store(store, config),
+        let mut app = match sqs {
+            None => Self::with_store(store, config)?,
             Some(q) => {
                 let q = Arc::new(q);
-                Self::on_system_clock(store, (q.clone(), Some(q)), config)
+                Self::on_system_clock(store, (q.clone(), Some(q)), config)?
             }
+        };
+        if let Some(objects) = s3 {
+            app.exports = app.exports.with_objects(objects);
         }
+        Ok(app)
     }
 }
 
@@ -184,14 +219,18 @@ impl App {
                 Arc::new(UuidIds),
             )),
         };
-        Self::compose(
+        let mut app = Self::compose(
             store,
             Arc::new(SystemClock),
             Arc::new(UuidIds),
             (queue, None),
             sender,
             config,
-        )
+        )?;
+        if let Some(bucket) = &config.exports.bucket {
+            app.exports = app.exports.with_objects(Arc::new(s3_objects(&sdk, bucket)));
+        }
+        Ok(app)
     }
 
     /// Wires the services over `store` and the jobs queue, with the real clock, ids and
@@ -283,6 +322,15 @@ pub async fn sdk_config_for_endpoint(endpoint: &str) -> SdkConfig {
 /// An SQS client from a shared configuration.
 pub fn sqs_client(sdk: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(sdk)
+}
+
+/// Object storage for `delivery=url` exports in `bucket`, from a shared configuration. With an
+/// endpoint override (an emulator) requests use path-style addressing.
+pub fn s3_objects(sdk: &SdkConfig, bucket: &str) -> crate::adapters::s3::S3Objects {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    crate::adapters::s3::S3Objects::new(aws_sdk_s3::Client::from_conf(conf), bucket)
 }
 
 /// A DynamoDB client from a shared configuration.

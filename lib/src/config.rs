@@ -166,6 +166,30 @@ impl Default for AccountsConfig {
     }
 }
 
+/// Export settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportConfig {
+    /// The S3 bucket `delivery=url` exports are written to (`KLOZEO_EXPORT_BUCKET`); without
+    /// it, the embedded store's data directory (`klozeo serve`), or no `delivery=url` at all.
+    pub bucket: Option<String>,
+    /// How long a `delivery=url` link works (`KLOZEO_EXPORT_URL_TTL_SECS`, default 900).
+    pub link_ttl_secs: u64,
+    /// Largest inline export body (`KLOZEO_EXPORT_INLINE_LIMIT_BYTES`): set where a proxy
+    /// buffers responses (API Gateway: 6 MB); a larger export answers 413 naming
+    /// `delivery=url`. Unset: unlimited (streamed).
+    pub inline_limit_bytes: Option<u64>,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            bucket: None,
+            link_ttl_secs: crate::services::export::DEFAULT_LINK_TTL_SECS,
+            inline_limit_bytes: None,
+        }
+    }
+}
+
 /// The account settings from the environment; the default plan must be one of `plans`.
 pub fn accounts_from_env(plans: &Plans) -> Result<AccountsConfig> {
     let mut cfg = AccountsConfig::default();
@@ -189,6 +213,25 @@ pub fn accounts_from_env(plans: &Plans) -> Result<AccountsConfig> {
     Ok(cfg)
 }
 
+/// The export settings from the environment.
+pub fn exports_from_env() -> Result<ExportConfig> {
+    let num = |name: &str| -> Result<Option<u64>> {
+        var(name)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    Error::invalid(format!("configuration: {name}='{v}' is not a whole number"))
+                })
+            })
+            .transpose()
+    };
+    Ok(ExportConfig {
+        bucket: var("KLOZEO_EXPORT_BUCKET"),
+        link_ttl_secs: num("KLOZEO_EXPORT_URL_TTL_SECS")?
+            .unwrap_or(crate::services::export::DEFAULT_LINK_TTL_SECS),
+        inline_limit_bytes: num("KLOZEO_EXPORT_INLINE_LIMIT_BYTES")?,
+    })
+}
+
 /// Everything a process needs to compose the application.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -210,6 +253,8 @@ pub struct Config {
     pub jobs_dlq_url: Option<String>,
     /// Registration and session settings.
     pub accounts: AccountsConfig,
+    /// Export settings.
+    pub exports: ExportConfig,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -365,6 +410,7 @@ impl Config {
             webhooks: webhooks_from_env()?,
             jobs_queue_url: var("KLOZEO_JOBS_QUEUE_URL"),
             jobs_dlq_url: var("KLOZEO_JOBS_DLQ_URL"),
+            exports: exports_from_env()?,
         })
     }
 }

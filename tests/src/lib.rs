@@ -74,6 +74,11 @@ pub async fn fresh_store_with_clock(
     }
 }
 
+/// The emulator endpoint of a DynamoDB run (it serves S3 too), if any.
+pub fn emulator_endpoint() -> Option<String> {
+    dynamo_endpoint()
+}
+
 async fn aws_config_for(endpoint: &str) -> klozeo_core::app::SdkConfig {
     klozeo_core::app::sdk_config_for_endpoint(endpoint).await
 }
@@ -130,6 +135,7 @@ pub fn test_config() -> Config {
         jobs_queue_url: None,
         jobs_dlq_url: None,
         accounts: klozeo_core::config::AccountsConfig::default(),
+        exports: Default::default(),
     }
 }
 
@@ -227,14 +233,29 @@ impl TestServer {
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
         tweak: impl FnOnce(&mut Config),
     ) -> TestServer {
+        Self::start_mapped(backend, wrap, tweak, |app| app).await
+    }
+
+    /// [`TestServer::start_custom`] whose composed application is changed by `map` before it
+    /// serves (tests swap in another adapter, such as S3 on the emulator for exports).
+    pub async fn start_mapped(
+        backend: Backend,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+        tweak: impl FnOnce(&mut Config),
+        map: impl FnOnce(App) -> App,
+    ) -> TestServer {
         let clock = Arc::new(ManualClock::new());
         let (store, dir) = fresh_store_with_clock(backend, clock.clone()).await;
         let store = wrap(store);
         let mut config = test_config();
         tweak(&mut config);
-        let app = Arc::new(
-            App::with_parts(store, clock.clone(), Arc::new(UuidIds), &config).expect("compose app"),
-        );
+        let app = Arc::new(map(App::with_parts(
+            store,
+            clock.clone(),
+            Arc::new(UuidIds),
+            &config,
+        )
+        .expect("compose app")));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");

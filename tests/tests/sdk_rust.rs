@@ -3,7 +3,7 @@
 //! it maps statuses to, tenant isolation, and cursor paging over 1,000 leads. Each test runs
 //! the real server on a loopback port over every backend of the run (see `klozeo_tests`).
 //!
-//! Filters, batch, notes, scoring and export are not implemented by the server yet and are not
+//! Filters, batch, notes, scoring and export are covered by the other sdk_rust* files and are not
 //! exercised here.
 
 mod common;

@@ -5,6 +5,8 @@
 
 pub mod dynamodb;
 pub mod http_sender;
+pub mod local_files;
+pub mod s3;
 pub mod sqlite;
 mod sqlite_leads;
 pub mod sqs;

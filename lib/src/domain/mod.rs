@@ -14,4 +14,5 @@ pub mod query;
 pub mod rule;
 pub mod scoring;
 pub mod search;
+pub mod table;
 pub mod webhook;

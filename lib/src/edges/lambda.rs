@@ -39,6 +39,38 @@ pub async fn run_http(routes: Routes) -> Result<(), lambda_http::Error> {
     .await
 }
 
+/// Runs the `export` function behind API Gateway, which buffers a response of at most 6 MB:
+/// an export over `KLOZEO_EXPORT_INLINE_LIMIT_BYTES` answers 413 naming `delivery=url`.
+pub async fn run_export() -> Result<(), lambda_http::Error> {
+    run_http(Routes::Export).await
+}
+
+/// Runs the `export-stream` function behind a Function URL with `InvokeMode:
+/// RESPONSE_STREAM`: every response is streamed, so an inline export of any size goes out as
+/// it is encoded.
+pub async fn run_export_streaming() -> Result<(), lambda_http::Error> {
+    let svc = match init(Routes::Export).await {
+        Ok(svc) => svc,
+        Err(e) => {
+            start_failed(&e);
+            return Err(e);
+        }
+    };
+    lambda_http::run_with_streaming_response(lambda_http::service_fn(
+        move |req: lambda_http::Request| {
+            let svc = svc.clone();
+            async move {
+                let resp = match svc.oneshot(into_axum(req)).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                };
+                Ok::<_, Infallible>(resp)
+            }
+        },
+    ))
+    .await
+}
+
 /// Reads the configuration and builds the router with its clients.
 async fn init(
     routes: Routes,

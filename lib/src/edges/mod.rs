@@ -2,6 +2,7 @@
 //! types shared by REST and MCP, and the Lambda runtime glue.
 
 pub mod http;
+pub mod import;
 pub mod lambda;
 pub mod mcp;
 pub mod wire;

@@ -357,6 +357,21 @@ impl From<crate::services::leads::PlanReport> for ListPlan {
     }
 }
 
+/// `GET /leads/export?delivery=url` answer: where to fetch the file, until when.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ExportLinkResponse {
+    /// Fetch the file here, without the API key.
+    pub url: String,
+    /// Unix seconds after which `url` stops working.
+    pub expires_at: i64,
+    /// `csv`, `json` or `xlsx`.
+    pub format: String,
+    /// Leads in the file.
+    pub rows: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
 impl CreateResponse {
     /// The answer to a push, and whether it created a lead (201) rather than merged (200).
     pub fn from_push(out: PushOutcome) -> (bool, CreateResponse) {

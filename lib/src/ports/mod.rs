@@ -4,12 +4,14 @@
 
 mod clock;
 mod lead_index;
+mod objects;
 mod queue;
 mod store;
 mod webhook_sender;
 
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
 pub use lead_index::{LeadIndex, LeadScan};
+pub use objects::{Download, ObjectStore, Upload};
 pub use queue::{JobQueue, JobSource, OutMessage, Received};
 pub use store::{
     Cond, IndexKey, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page,

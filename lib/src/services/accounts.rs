@@ -394,6 +394,28 @@ impl AccountService {
 
     /// Reads an account.
     pub async fn get_account(&self, id: &str) -> Result<Account> {
+        self.get_account_item(id).await
+    }
+
+    /// The tenant of the account with `email`, for operator commands that act as the account
+    /// without an API key (`klozeo export`, `klozeo import`).
+    pub async fn tenant_for_email(&self, email: &str) -> Result<Tenant> {
+        let account = self
+            .find_by_email(email)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no account with e-mail {email}")))?;
+        let limits = self.plans.get(&account.plan)?.clone();
+        Ok(Tenant {
+            account_id: account.id,
+            plan: account.plan,
+            limits,
+            key_id: "operator".into(),
+            // The operator acts with the machine's own authority.
+            scope: crate::domain::account::Scope::Admin,
+        })
+    }
+
+    async fn get_account_item(&self, id: &str) -> Result<Account> {
         let item = self
             .deps
             .store

@@ -460,6 +460,32 @@ impl IngestService {
         ))
     }
 
+    /// What [`IngestService::push`] would do with `changes` now, without writing anything:
+    /// the same deduplication decision (the dry run of an import), and the id of the lead a
+    /// merge would go into.
+    pub async fn decide(
+        &self,
+        t: &Tenant,
+        changes: &LeadChanges,
+    ) -> Result<(PushKind, Option<String>)> {
+        Ok(match self.find_duplicate(t, changes).await? {
+            Found::Merge(id, matched) => {
+                (PushKind::Merged { matched }, Some(id.as_str().to_string()))
+            }
+            Found::New(hint) => {
+                let (potential_duplicate_id, hint) = match hint {
+                    Some((id, m)) => (Some(id), Some(m)),
+                    None => (None, None),
+                };
+                let kind = PushKind::Created {
+                    potential_duplicate_id,
+                    hint,
+                };
+                (kind, None)
+            }
+        })
+    }
+
     /// Creates a lead or merges it into its duplicate, recording a single event.
     pub async fn create(&self, t: &Tenant, changes: &LeadChanges) -> Result<PushOutcome> {
         self.push(t, changes, EventMode::Single).await

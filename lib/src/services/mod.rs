@@ -12,6 +12,8 @@ pub mod accounts;
 pub mod analytics;
 pub mod attributes;
 pub mod events;
+pub mod export;
+pub mod import;
 pub mod ingest;
 pub mod jobs;
 pub mod leads;

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod enrich;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod guard;
 pub mod leads;
@@ -50,6 +51,8 @@ pub enum Routes {
     Accounts,
     /// The MCP endpoint (`/mcp`) only.
     Mcp,
+    /// The export route (`GET /leads/export`).
+    Export,
 }
 
 /// Builds the router for `routes`.
@@ -148,7 +151,14 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             .route("/categories", get(accounts::categories))
             .route("/cities", get(accounts::cities));
     }
+    if matches!(routes, Routes::All | Routes::Export) {
+        api = api.route("/leads/export", get(export::export));
+    }
     let mut root = Router::new();
+    if routes == Routes::All {
+        // The signed links of `delivery=url` under `klozeo serve`: no API key, by design.
+        root = root.route("/downloads/{*key}", get(export::download));
+    }
     // The MCP function serves no REST route (and a layer over no route is refused).
     if routes != Routes::Mcp {
         let mut api = api.route_layer(axum::middleware::from_fn_with_state(
