@@ -17,6 +17,8 @@ LOGDIR=$(mktemp -d)
 PIDS=()
 passed=0
 failed=0
+# Every API key the suites hand to a server: none may show up in any log (secrets scan).
+SUITE_KEYS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
@@ -85,6 +87,7 @@ run_python_suite() { # label, extra serve args...
   k1=$("$KLOZEO" account create --email "py1-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
   k2=$("$KLOZEO" account create --email "py2-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
   k3=$("$KLOZEO" account create --email "py3-$label@example.com" --plan burst --data-dir "$data" "$@" | tail -n 1)
+  SUITE_KEYS+=("$k1" "$k2" "$k3")
   KLOZEO_SUITE_STORE=$label KLOZEO_BASE_URL="http://127.0.0.1:$port/api/v1" KLOZEO_API_KEY=$k1 KLOZEO_API_KEY_2=$k2 KLOZEO_API_KEY_BURST=$k3 \
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk_python \
     --junitxml="$LOGDIR/pytest-$label.xml" 2>&1 | tail -n 25
@@ -105,6 +108,7 @@ run_mcp_suite() { # label, extra serve args...: the official `mcp` client, then 
   k1=$("$KLOZEO" account create --email "mcp1-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
   k2=$("$KLOZEO" account create --email "mcp2-$label@example.com" --plan unlimited --data-dir "$data" "$@" | tail -n 1)
   k3=$("$KLOZEO" account create --email "mcp3-$label@example.com" --plan burst --data-dir "$data" "$@" | tail -n 1)
+  SUITE_KEYS+=("$k1" "$k2" "$k3")
   KLOZEO_MCP_URL="http://127.0.0.1:$port/mcp" KLOZEO_API_KEY=$k1 KLOZEO_API_KEY_2=$k2 KLOZEO_API_KEY_BURST=$k3 \
     KLOZEO_BIN=$KLOZEO "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/mcp_python \
     --junitxml="$LOGDIR/pytest-mcp-$label.xml" 2>&1 | tail -n 25
@@ -117,8 +121,8 @@ run_inspector() { # url key: the MCP Inspector CLI lists the tools and calls one
   local url=$1 key=$2 out
   out=$(npx -y @modelcontextprotocol/inspector@2.12.0 --cli "$url" --transport http --method tools/list \
     --header "Authorization: Bearer $key" 2>"$LOGDIR/inspector.log")
-  if echo "$out" | "$VENV/bin/python" -c 'import json,sys; t=json.load(sys.stdin)["tools"]; sys.exit(0 if len(t) == 27 else 1)'; then
-    passed=$((passed + 1)); echo "MCP Inspector tools/list: 27 tools"
+  if echo "$out" | "$VENV/bin/python" -c 'import json,sys; t=json.load(sys.stdin)["tools"]; sys.exit(0 if len(t) == 33 else 1)'; then
+    passed=$((passed + 1)); echo "MCP Inspector tools/list: 33 tools"
   else
     fail_step "MCP Inspector tools/list"; echo "$out" | head -c 600; cat "$LOGDIR/inspector.log"
   fi
@@ -207,6 +211,15 @@ if [ -x tests/validate_template.sh ] || [ -f tests/validate_template.sh ]; then
   else
     fail_step "template validation"
   fi
+fi
+
+step "Secrets never logged"
+# What the servers logged during the whole run, scanned for the keys the suites
+# used and for anything shaped like a raw key or session token.
+if "$VENV/bin/python" tests/scan_secrets.py "$LOGDIR" "${SUITE_KEYS[@]}"; then
+  passed=$((passed + 1)); echo "secrets scan: 1 passed, 0 failed"
+else
+  fail_step "secrets scan"
 fi
 
 echo

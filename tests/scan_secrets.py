@@ -2,8 +2,9 @@
 
     python tests/scan_secrets.py LOGDIR [SECRET ...]
 
-Scans every file under LOGDIR (the servers' logs and the test runners' output of the whole
-suite) for:
+Scans the logs the product wrote during the run (every `serve-*.log` under LOGDIR: each
+`klozeo serve` the suites started) and the Rust test output (`cargo-test.log`, where the
+in-process servers log) for:
 - each SECRET given (the API keys the suites used, read from the environment by run.sh);
 - anything shaped like a raw API key (`sk_live_` + 32 hex), a session token (`kls_` + hex) or an
   OAuth code or token (`klo_` + hex), except on the one line `klozeo serve` prints on purpose
@@ -24,7 +25,9 @@ def main():
     root = pathlib.Path(sys.argv[1])
     secrets = [s for s in sys.argv[2:] if len(s) >= 8]
     findings, files, lines = [], 0, 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    logs = [p for p in root.rglob("*") if p.is_file()
+            and (p.name.startswith("serve-") or p.name == "cargo-test.log")]
+    for path in sorted(logs):
         files += 1
         with open(path, encoding="utf-8", errors="replace") as f:
             for n, line in enumerate(f, 1):

@@ -21,6 +21,8 @@ TOOLS = {
     "list_scoring_rules", "create_scoring_rule", "get_scoring_rule", "update_scoring_rule",
     "delete_scoring_rule", "update_lead_score", "update_all_scores",
     "list_webhooks", "create_webhook", "delete_webhook",
+    "list_api_keys", "create_api_key", "delete_api_key",
+    "get_stats", "list_categories", "list_cities",
 }
 
 
@@ -206,6 +208,51 @@ def test_webhooks():
             assert (await t.err("delete_webhook", id=hook["id"]))["code"] == "CONFIRMATION_REQUIRED"
             await t.ok("delete_webhook", id=hook["id"], confirm=True)
             assert hook["id"] not in {w["id"] for w in (await t.ok("list_webhooks"))["webhooks"]}
+
+    run(go())
+
+
+def test_api_keys_scopes_stats_categories_and_cities():
+    async def go():
+        async with http_session() as s:
+            t = Tools(s)
+            city, category = f"Cité {uniq()}", f"Cat {uniq()}"
+            before = await t.ok("get_stats")
+            for _ in range(3):
+                await t.ok("create_lead", name=f"Stat {uniq()}", source="mcp-stats", city=city,
+                           category=category, email=f"{uniq()}@stats.example")
+            stats = await t.ok("get_stats")
+            assert stats["total"] == before["total"] + 3
+            assert stats["with_email"] == before["with_email"] + 3
+            assert stats["by_status"]["new"] == before["by_status"]["new"] + 3
+            cities = {c["name"]: c["count"] for c in (await t.ok("list_cities"))["cities"]}
+            assert cities[city] == 3
+            cats = {c["name"]: c["count"] for c in (await t.ok("list_categories"))["categories"]}
+            assert cats[category] == 3
+
+            reader = await t.ok("create_api_key", name="reader", scope="read")
+            assert reader["key"].startswith("sk_live_") and reader["scope"] == "read"
+            listed = (await t.ok("list_api_keys"))["api_keys"]
+            assert reader["id"] in {k["id"] for k in listed}
+            assert all("key" not in k for k in listed), "a listing never shows a key"
+            # A read key reads, and is refused writes and key management, changing nothing.
+            async with http_session(key=reader["key"]) as rs:
+                r = Tools(rs)
+                assert (await r.ok("list_cities"))["cities"]
+                e = await r.err("create_lead", name="Refused", source="mcp-stats")
+                assert e["status"] == 403 and e["code"] == "UNAUTHORIZED", e
+                assert (await r.err("list_api_keys"))["status"] == 403
+            assert (await t.ok("get_stats"))["total"] == stats["total"]
+            assert (await t.err("delete_api_key", id=reader["id"]))["code"] == "CONFIRMATION_REQUIRED"
+            await t.ok("delete_api_key", id=reader["id"], confirm=True)
+            assert reader["id"] not in {k["id"] for k in (await t.ok("list_api_keys"))["api_keys"]}
+        # The revoked key is refused from its next request on.
+        async with httpx2.AsyncClient(timeout=30) as c:
+            resp = await c.post(env("KLOZEO_MCP_URL"), json={
+                "jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={"Authorization": f"Bearer {reader['key']}",
+                         "Accept": "application/json, text/event-stream"})
+            assert resp.status_code == 401
 
     run(go())
 

@@ -65,7 +65,7 @@ async fn tools_list_matches_the_golden_file_and_the_length_limits() {
     assert_eq!(status, 200, "{body}");
     let result = body["result"].clone();
     let tools = result["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 27);
+    assert_eq!(tools.len(), 33);
     for t in tools {
         let name = t["name"].as_str().unwrap();
         let d = t["description"].as_str().unwrap();

@@ -233,3 +233,23 @@ pub struct Deleted {
     /// Always true.
     pub deleted: bool,
 }
+
+/// `create_api_key`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct CreateApiKey {
+    /// A label for the key.
+    pub name: String,
+    /// read, write or admin (default).
+    #[serde(default)]
+    pub scope: Option<crate::domain::account::Scope>,
+}
+
+/// `delete_api_key`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct DeleteApiKey {
+    /// API key id.
+    pub id: String,
+    /// Must be true to delete.
+    #[serde(default)]
+    pub confirm: Confirm,
+}

@@ -12,6 +12,10 @@ use crate::domain::lead::AttributeSpec;
 use crate::edges::mcp::args::*;
 use crate::edges::mcp::list::ListLeads;
 use crate::edges::wire::{
+    ApiKeyResponse, ApiKeysResponse, CategoriesResponse, CitiesResponse, CreatedApiKeyResponse,
+    NameCountResponse, StatsResponse,
+};
+use crate::edges::wire::{
     AttributesResponse, BatchCreateResponse, BatchResult, CreateResponse, InputMode, LeadInput,
     ListResponse, NotesResponse, RescoreResponse, RuleResponse, RulesResponse, ScoreResponse,
     WebhookResponse, WebhooksResponse, from_value,
@@ -64,6 +68,16 @@ pub async fn dispatch(app: &App, t: &Tenant, name: &str, a: Value) -> Result<Val
     // the store, whatever else is wrong with it.
     if needs_confirm(name) && a.get("confirm").and_then(Value::as_bool) != Some(true) {
         return Err(ToolError::ConfirmationRequired);
+    }
+    // A key's scope holds on MCP as on REST: refused before anything is done.
+    if !t.scope.permits(crate::edges::mcp::catalog::access_of(name)) {
+        return Err(ToolError::Failed(Error::Forbidden {
+            code: crate::error::Code::InsufficientScope,
+            message: format!(
+                "This API key has the '{}' scope, which does not allow {name}",
+                t.scope.as_str()
+            ),
+        }));
     }
     match name {
         "list_leads" => {
@@ -263,6 +277,57 @@ pub async fn dispatch(app: &App, t: &Tenant, name: &str, a: Value) -> Result<Val
             confirmed(d.confirm)?;
             app.webhooks.delete(t, &WebhookId::parse(&d.id)?).await?;
             deleted(d.id)
+        }
+        "list_api_keys" => {
+            let _: NoArgs = args(a)?;
+            let keys = app.accounts.list_keys(&t.account_id).await?;
+            json(ApiKeysResponse {
+                api_keys: keys.into_iter().map(ApiKeyResponse::from).collect(),
+            })
+        }
+        "create_api_key" => {
+            let c: CreateApiKey = args(a)?;
+            let name = c.name.trim().to_string();
+            if name.is_empty() {
+                return Err(Error::invalid("name: must not be empty").into());
+            }
+            let key = app
+                .accounts
+                .create_scoped_key(&t.account_id, Some(name), c.scope.unwrap_or_default())
+                .await?;
+            let r = key.record;
+            json(CreatedApiKeyResponse {
+                id: r.id,
+                name: r.name,
+                scope: r.scope,
+                key: key.raw,
+                prefix: r.prefix,
+                created_at: r.created_at,
+            })
+        }
+        "delete_api_key" => {
+            let d: DeleteApiKey = args(a)?;
+            confirmed(d.confirm)?;
+            app.accounts.revoke_key(&t.account_id, &d.id).await?;
+            deleted(d.id)
+        }
+        "get_stats" => {
+            let _: NoArgs = args(a)?;
+            json(StatsResponse::from(app.analytics.stats(t).await?))
+        }
+        "list_categories" => {
+            let _: NoArgs = args(a)?;
+            let c = app.analytics.categories(t).await?;
+            json(CategoriesResponse {
+                categories: c.into_iter().map(NameCountResponse::from).collect(),
+            })
+        }
+        "list_cities" => {
+            let _: NoArgs = args(a)?;
+            let c = app.analytics.cities(t).await?;
+            json(CitiesResponse {
+                cities: c.into_iter().map(NameCountResponse::from).collect(),
+            })
         }
         other => Err(ToolError::Failed(Error::invalid(format!(
             "unknown tool '{other}'"

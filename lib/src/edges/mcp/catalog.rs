@@ -14,8 +14,9 @@ use crate::domain::rule::ScoringRule;
 use crate::edges::mcp::args::*;
 use crate::edges::mcp::list::ListLeads;
 use crate::edges::wire::{
-    AttributesResponse, BatchCreateResponse, BatchResult, CreateResponse, ListResponse,
-    NotesResponse, RescoreResponse, RuleResponse, RulesResponse, ScoreResponse, WebhookResponse,
+    ApiKeysResponse, AttributesResponse, BatchCreateResponse, BatchResult, CategoriesResponse,
+    CitiesResponse, CreateResponse, CreatedApiKeyResponse, ListResponse, NotesResponse,
+    RescoreResponse, RuleResponse, RulesResponse, ScoreResponse, StatsResponse, WebhookResponse,
     WebhooksResponse,
 };
 
@@ -258,7 +259,50 @@ fn defs() -> Vec<Def> {
             "Delete a webhook subscription; requires confirm: true",
             change,
         ),
+        def::<NoArgs, ApiKeysResponse>(
+            "list_api_keys",
+            "List the account's API keys (ids and prefixes, never the keys)",
+            Read,
+        ),
+        def::<CreateApiKey, CreatedApiKeyResponse>(
+            "create_api_key",
+            "Create an API key with a scope; the key is shown only once",
+            Add,
+        ),
+        def::<DeleteApiKey, Deleted>(
+            "delete_api_key",
+            "Revoke an API key; requires confirm: true",
+            change,
+        ),
+        def::<NoArgs, StatsResponse>(
+            "get_stats",
+            "Lead totals by status and source, score bands, recent creations",
+            Read,
+        ),
+        def::<NoArgs, CategoriesResponse>(
+            "list_categories",
+            "Lead categories with their counts, most common first",
+            Read,
+        ),
+        def::<NoArgs, CitiesResponse>(
+            "list_cities",
+            "Lead cities with their counts, most common first",
+            Read,
+        ),
     ]
+}
+
+/// What a tool needs its caller's key to allow: managing keys needs an `admin` key, reading
+/// tools a `read` one, everything else `write` (the same rule the REST guard applies).
+pub fn access_of(name: &str) -> crate::domain::account::Access {
+    use crate::domain::account::Access;
+    if name.ends_with("_api_key") || name.ends_with("_api_keys") {
+        return Access::Manage;
+    }
+    match tool(name).and_then(|t| t.annotations.as_ref()?.read_only_hint) {
+        Some(true) => Access::Read,
+        _ => Access::Write,
+    }
 }
 
 fn annotations(e: Effect) -> ToolAnnotations {
