@@ -458,3 +458,50 @@ pub fn assert_flat_error(v: &serde_json::Value, code: &str) {
     assert_eq!(v["code"], code, "{v}");
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
 }
+
+/// A store seen without its own lead index: list requests then run the key-range planner, as
+/// they do on DynamoDB. The planner tests use it to run DynamoDB's plans on the embedded store
+/// too (which otherwise answers lists from its typed lead table).
+pub fn planner_only(inner: Arc<dyn Store>) -> Arc<dyn Store> {
+    Arc::new(PlannerOnly(inner))
+}
+
+struct PlannerOnly(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Store for PlannerOnly {
+    async fn get(
+        &self,
+        table: klozeo_core::ports::Table,
+        key: &klozeo_core::ports::Key,
+    ) -> klozeo_core::Result<Option<klozeo_core::ports::Item>> {
+        self.0.get(table, key).await
+    }
+    async fn batch_get(
+        &self,
+        table: klozeo_core::ports::Table,
+        keys: &[klozeo_core::ports::Key],
+    ) -> klozeo_core::Result<Vec<klozeo_core::ports::Item>> {
+        self.0.batch_get(table, keys).await
+    }
+    async fn query(
+        &self,
+        req: &klozeo_core::ports::QueryReq,
+    ) -> klozeo_core::Result<klozeo_core::ports::Page> {
+        self.0.query(req).await
+    }
+    async fn transact(
+        &self,
+        ops: Vec<klozeo_core::ports::WriteOp>,
+    ) -> Result<(), klozeo_core::ports::StoreError> {
+        self.0.transact(ops).await
+    }
+    async fn scan(
+        &self,
+        table: klozeo_core::ports::Table,
+        start_after: Option<klozeo_core::ports::Key>,
+        limit: u32,
+    ) -> klozeo_core::Result<klozeo_core::ports::Page> {
+        self.0.scan(table, start_after, limit).await
+    }
+}
