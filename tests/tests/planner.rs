@@ -506,6 +506,21 @@ async fn every_sort_walks_past_lowered_bounds_on_both_stores() {
     }
 }
 
+/// "Lead 00" to "Lead 29", every third in Paris and the others in Lyon, in one batch.
+async fn thirty_leads(api: &Api) {
+    let leads: Vec<Value> = (0..30)
+        .map(|i| json!({"name": format!("Lead {i:02}"), "source": "s", "city": if i % 3 == 0 { "Paris" } else { "Lyon" }}))
+        .collect();
+    let (st, v) = api
+        .send(
+            reqwest::Method::POST,
+            "/leads/batch",
+            Some(json!({ "leads": leads })),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+}
+
 /// `explain=true` adds the plan to the page and changes nothing else; without it the SDK
 /// shape has no `plan` key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,17 +529,7 @@ async fn explain_reports_the_access_path_and_what_it_read() {
         // DynamoDB's plans, on both stores (the embedded store's own plan is checked below).
         let server = TestServer::start_wrapped(b, klozeo_tests::planner_only).await;
         let api = Api::on_plan(&server, "unlimited").await;
-        let leads: Vec<Value> = (0..30)
-            .map(|i| json!({"name": format!("Lead {i:02}"), "source": "s", "city": if i % 3 == 0 { "Paris" } else { "Lyon" }}))
-            .collect();
-        let (st, v) = api
-            .send(
-                reqwest::Method::POST,
-                "/leads/batch",
-                Some(json!({ "leads": leads })),
-            )
-            .await;
-        assert!(st.is_success(), "{v}");
+        thirty_leads(&api).await;
         let (st, plain) = api.get("/leads?sort_by=name&limit=5").await;
         assert_eq!(st, 200, "{plain}");
         assert!(plain.get("plan").is_none(), "{b:?}: {plain}");
@@ -561,17 +566,7 @@ async fn explain_reports_the_access_path_and_what_it_read() {
 async fn explain_on_the_embedded_store_names_its_lead_table() {
     let server = TestServer::start(Backend::Embedded).await;
     let api = Api::on_plan(&server, "unlimited").await;
-    let leads: Vec<Value> = (0..30)
-        .map(|i| json!({"name": format!("Lead {i:02}"), "source": "s"}))
-        .collect();
-    let (st, v) = api
-        .send(
-            reqwest::Method::POST,
-            "/leads/batch",
-            Some(json!({ "leads": leads })),
-        )
-        .await;
-    assert!(st.is_success(), "{v}");
+    thirty_leads(&api).await;
     let (st, page) = api.get("/leads?sort_by=name&limit=5&explain=true").await;
     assert_eq!(st, 200, "{page}");
     assert_eq!(page["leads"][0]["name"], "Lead 00");
