@@ -167,7 +167,12 @@ PREFIX="py$(date +%s)-"
 KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 run_python_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
 
 step "MCP: the official mcp client against klozeo serve (DynamoDB emulator)"
-KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 run_mcp_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
+# list_leads' format writes its file to S3 (on the same emulator), as the mcp function does.
+MCP_BUCKET="mcp-exports-$(date +%s)"
+"$VENV/bin/python" -c 'import boto3, os, sys; boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket=sys.argv[1])' "$MCP_BUCKET" \
+  || fail_step "create the MCP export bucket"
+KLOZEO_EXPORT_BUCKET=$MCP_BUCKET KLOZEO_SIGNING_KEY=python-suite-signing-key-0123 \
+  run_mcp_suite dynamodb --store dynamodb --table-prefix "$PREFIX"
 unset AWS_ENDPOINT_URL
 
 step "OpenAPI: schemathesis against klozeo serve (embedded store)"

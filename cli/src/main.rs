@@ -211,7 +211,9 @@ async fn mcp_stdio(args: McpArgs) -> Result<()> {
     let app = Arc::new(build_app(&args.store).await?);
     // Background work (webhook deliveries, long rescoring) runs here too, as under `serve`.
     let workers = klozeo_core::edges::worker::spawn(app.clone());
-    let served = klozeo_core::edges::mcp::stdio::serve_stdio(app, args.api_key.trim()).await;
+    let public_url = klozeo_core::config::mcp_from_env(Default::default()).public_url;
+    let served =
+        klozeo_core::edges::mcp::stdio::serve_stdio(app, args.api_key.trim(), public_url).await;
     workers.stop();
     Ok(served?)
 }

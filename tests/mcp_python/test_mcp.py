@@ -115,6 +115,49 @@ def test_lead_lifecycle_dedup_tag_search_projection_and_delete():
     run(go())
 
 
+def test_list_leads_format_answers_a_link_to_every_match():
+    async def go():
+        city = f"Exportville{uniq()}"
+        async with http_session() as s:
+            t = Tools(s)
+            ids = []
+            for i in range(3):
+                made = await t.ok("create_lead", name=f"Export Co {i}", source="mcp", city=city,
+                                  rating=float(i), tags=["vip"] if i else [])
+                ids.append(made["id"])
+            await t.ok("create_lead", name="Elsewhere Co", source="mcp", city="Nowhere")
+            where = [{"field": "city", "operator": "eq", "value": city}]
+
+            got = await t.ok("list_leads", filters=where, sort="rating", sort_order="DESC",
+                             format="csv")
+            assert set(got) == {"url", "expires_at", "format", "rows", "bytes"}, got
+            assert got["format"] == "csv" and got["rows"] == 3
+            assert got["url"].startswith("http"), got
+            # The link works without the key, and holds exactly the matches in the order asked.
+            async with httpx2.AsyncClient(timeout=30) as plain:
+                r = await plain.get(got["url"])
+            assert r.status_code == 200, r.text
+            assert len(r.content) == got["bytes"]
+            lines = r.text.strip().splitlines()
+            header = lines[0].split(",")
+            rows = [line.split(",") for line in lines[1:]]
+            assert [row[header.index("id")] for row in rows] == list(reversed(ids))
+
+            js = await t.ok("list_leads", query=city.lower(), format="json")
+            async with httpx2.AsyncClient(timeout=30) as plain:
+                leads = (await plain.get(js["url"])).json()
+            assert sorted(l["id"] for l in leads) == sorted(ids)
+            xl = await t.ok("list_leads", filters=where, format="xlsx")
+            assert xl["rows"] == 3 and xl["format"] == "xlsx"
+
+            bad = await t.err("list_leads", filters=where, format="csv", limit=10)
+            assert bad["code"] == "VALIDATION_ERROR" and "limit" in bad["message"]
+            bad = await t.err("list_leads", format="pdf")
+            assert bad["code"] == "VALIDATION_ERROR"
+
+    run(go())
+
+
 def test_batches():
     async def go():
         async with http_session() as s:

@@ -211,3 +211,110 @@ async fn a_function_url_event_runs_a_tool_through_the_lambda_adapter() {
         .as_str()
     );
 }
+
+/// `list_leads` with `format` over HTTP: a link on this server, fetched without a key.
+#[tokio::test]
+async fn list_leads_with_format_links_the_whole_export_and_refuses_paging() {
+    let server = TestServer::start(Backend::Embedded).await;
+    let key = server.account("unlimited").await;
+    let auth = format!("Bearer {key}");
+    let call = |args: Value| {
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "list_leads", "arguments": args}})
+    };
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (_, _, body) = rpc(
+            &server,
+            &[("authorization", &auth)],
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "create_lead",
+                "arguments": {"name": format!("Linked {i}"), "source": "t",
+                              "city": if i % 2 == 0 { "Turin" } else { "Milan" }}}}),
+        )
+        .await;
+        ids.push(
+            body["result"]["structuredContent"]["data"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (status, _, body) = rpc(
+        &server,
+        &[("authorization", &auth)],
+        call(json!({"filters": ["and.eq.city.Turin"], "sort": "name",
+                    "sort_order": "DESC", "format": "csv"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let data = &body["result"]["structuredContent"]["data"];
+    assert_eq!(body["result"]["isError"], false, "{body}");
+    assert_eq!(data["rows"], 3);
+    assert_eq!(data["format"], "csv");
+    let url = data["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/downloads/", server.origin)),
+        "{url}"
+    );
+    let file = reqwest::get(url).await.unwrap();
+    assert_eq!(file.status(), 200);
+    let text = file.text().await.unwrap();
+    let got: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(got, vec![&ids[4], &ids[2], &ids[0]], "{text}");
+
+    for (args, word) in [
+        (json!({"format": "csv", "limit": 5}), "limit"),
+        (json!({"format": "json", "cursor": "abc"}), "cursor"),
+        (json!({"format": "xlsx", "fields": ["name"]}), "fields"),
+        (json!({"format": "pdf"}), "format"),
+    ] {
+        let (_, _, body) = rpc(&server, &[("authorization", &auth)], call(args)).await;
+        let err = &body["result"]["structuredContent"]["error"];
+        assert_eq!(body["result"]["isError"], true, "{body}");
+        assert_eq!(err["code"], "VALIDATION_ERROR", "{body}");
+        assert!(err["message"].as_str().unwrap().contains(word), "{body}");
+    }
+}
+
+/// Over stdio no server answers a download link: the tool hands out the file itself, or a
+/// link on `KLOZEO_PUBLIC_URL` when one is configured.
+#[tokio::test]
+async fn list_leads_with_format_over_stdio_links_the_local_file() {
+    use klozeo_core::edges::mcp::call::CallContext;
+    use klozeo_core::edges::mcp::catalog;
+    use klozeo_core::edges::mcp::server::{Caller, McpServer};
+    let server = TestServer::start(Backend::Embedded).await;
+    let key = server.account("unlimited").await;
+    let t = server.app.accounts.authenticate(&key).await.unwrap();
+    let mcp = McpServer::new(server.app.clone(), Caller::Key(key.as_str().into()));
+    let tool = catalog::tool("create_lead").unwrap();
+    let ctx = CallContext::default();
+    let made = mcp
+        .run(&t, tool, json!({"name": "Filed Co", "source": "t"}), &ctx)
+        .await;
+    let id = made["data"]["id"].as_str().unwrap();
+    let list = catalog::tool("list_leads").unwrap();
+    let out = mcp.run(&t, list, json!({"format": "json"}), &ctx).await;
+    let url = out["data"]["url"].as_str().unwrap();
+    let path = url
+        .strip_prefix("file://")
+        .unwrap_or_else(|| panic!("{out}"));
+    let leads: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(leads[0]["id"], id);
+    assert_eq!(out["data"]["rows"], 1);
+
+    let public = CallContext {
+        link_base: Some("https://leads.example.com".into()),
+    };
+    let out = mcp.run(&t, list, json!({"format": "csv"}), &public).await;
+    let url = out["data"]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://leads.example.com/downloads/exports/"),
+        "{url}"
+    );
+}

@@ -150,6 +150,10 @@ impl ObjectStore for LocalFiles {
         ))
     }
 
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path_of(key).ok()
+    }
+
     async fn open_signed(&self, key: &str, expires: i64, sig: &str, now: i64) -> Result<Download> {
         let expected = self.sign(key, expires);
         // Compared in constant time, so the signature cannot be guessed byte by byte.

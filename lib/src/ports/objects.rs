@@ -41,4 +41,10 @@ pub trait ObjectStore: Send + Sync {
         let _ = (key, expires, sig, now);
         Err(Error::NotFound("No such download".into()))
     }
+    /// Where `key` lies on this machine's disk, for stores that keep files locally: a caller
+    /// with no server to serve the link (MCP over stdio) can hand out the file itself.
+    fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let _ = key;
+        None
+    }
 }

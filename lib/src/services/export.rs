@@ -141,6 +141,8 @@ pub struct Delivered {
     pub rows: u64,
     /// File size in bytes.
     pub bytes: u64,
+    /// The file on this machine's disk, when the store keeps files locally.
+    pub local_path: Option<std::path::PathBuf>,
 }
 
 /// A file reached through a signed link.
@@ -296,6 +298,7 @@ impl ExportService {
             format: req.format,
             rows: export.rows,
             bytes: export.bytes,
+            local_path: objects.local_path(&key),
         })
     }
 

@@ -10,7 +10,8 @@ use crate::domain::account::Tenant;
 use crate::domain::ids::{AttributeId, LeadId, NoteId, RuleId, WebhookId};
 use crate::domain::lead::AttributeSpec;
 use crate::edges::mcp::args::*;
-use crate::edges::mcp::list::ListLeads;
+use crate::edges::mcp::list::{ListLeads, ListLeadsOutput};
+use crate::edges::wire::ExportLinkResponse;
 use crate::edges::wire::{
     ApiKeyResponse, ApiKeysResponse, CategoriesResponse, CitiesResponse, CreatedApiKeyResponse,
     NameCountResponse, StatsResponse,
@@ -21,6 +22,7 @@ use crate::edges::wire::{
     WebhookResponse, WebhooksResponse, from_value,
 };
 use crate::error::{Error, Result};
+use crate::services::export::Delivered;
 
 /// Why a tool call did not succeed.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,8 +64,37 @@ pub fn needs_confirm(name: &str) -> bool {
     name.starts_with("delete_") || name == "batch_delete_leads"
 }
 
+/// Where a call came from, for what the answer must point back to.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The base URL (`https://host`) of the server that serves this process's download links;
+    /// `None` over stdio without `KLOZEO_PUBLIC_URL`, where no server answers them.
+    pub link_base: Option<String>,
+}
+
+impl CallContext {
+    /// An absolute link to an export file: a local link is joined to the server's base, or,
+    /// with no server to serve it, becomes the file's own `file://` URL on this machine.
+    fn absolute(&self, d: &Delivered) -> String {
+        if !d.url.starts_with('/') {
+            return d.url.clone();
+        }
+        match (&self.link_base, &d.local_path) {
+            (Some(base), _) => format!("{base}{}", d.url),
+            (None, Some(path)) => format!("file://{}", path.display()),
+            (None, None) => d.url.clone(),
+        }
+    }
+}
+
 /// Runs tool `name` for tenant `t` and answers its `data`.
-pub async fn dispatch(app: &App, t: &Tenant, name: &str, a: Value) -> Result<Value, ToolError> {
+pub async fn dispatch(
+    app: &App,
+    t: &Tenant,
+    name: &str,
+    a: Value,
+    ctx: &CallContext,
+) -> Result<Value, ToolError> {
     // Confirmation is checked before anything else, so an unconfirmed delete never touches
     // the store, whatever else is wrong with it.
     if needs_confirm(name) && a.get("confirm").and_then(Value::as_bool) != Some(true) {
@@ -82,6 +113,16 @@ pub async fn dispatch(app: &App, t: &Tenant, name: &str, a: Value) -> Result<Val
     match name {
         "list_leads" => {
             let l: ListLeads = args(a)?;
+            if let Some(req) = l.to_export()? {
+                let d = app.exports.deliver(t, &req).await?;
+                return json(ListLeadsOutput::File(ExportLinkResponse {
+                    url: ctx.absolute(&d),
+                    expires_at: d.expires_at,
+                    format: d.format.as_str().to_string(),
+                    rows: d.rows,
+                    bytes: d.bytes,
+                }));
+            }
             let page = app.leads.list(t, &l.to_request()?).await?;
             let leads = page
                 .leads

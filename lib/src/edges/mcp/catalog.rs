@@ -12,12 +12,11 @@ use crate::domain::lead::{Attribute, Lead};
 use crate::domain::note::Note;
 use crate::domain::rule::ScoringRule;
 use crate::edges::mcp::args::*;
-use crate::edges::mcp::list::ListLeads;
+use crate::edges::mcp::list::{ListLeads, ListLeadsOutput};
 use crate::edges::wire::{
     ApiKeysResponse, AttributesResponse, BatchCreateResponse, BatchResult, CategoriesResponse,
-    CitiesResponse, CreateResponse, CreatedApiKeyResponse, ListResponse, NotesResponse,
-    RescoreResponse, RuleResponse, RulesResponse, ScoreResponse, StatsResponse, WebhookResponse,
-    WebhooksResponse,
+    CitiesResponse, CreateResponse, CreatedApiKeyResponse, NotesResponse, RescoreResponse,
+    RuleResponse, RulesResponse, ScoreResponse, StatsResponse, WebhookResponse, WebhooksResponse,
 };
 
 /// Longest tool description.
@@ -142,9 +141,9 @@ fn defs() -> Vec<Def> {
     use Effect::*;
     let change = Change { idempotent: true };
     let once = Change { idempotent: false };
-    let mut list_leads = def::<ListLeads, ListResponse<Lead>>(
+    let mut list_leads = def::<ListLeads, ListLeadsOutput>(
         "list_leads",
-        "List leads with filters, free-text query, sorting and pagination",
+        "List leads: filters, text query, sort, pages; format gives a file link",
         Read,
     );
     list_leads.output = leads_all_optional(list_leads.output);

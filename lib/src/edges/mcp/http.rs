@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::config::McpConfig;
 use crate::edges::http::error::error_response;
 use crate::edges::http::extract::presented_key;
-use crate::edges::mcp::server::{Caller, McpServer};
+use crate::edges::mcp::server::{Caller, LinkBase, McpServer};
 use crate::error::Error;
 
 /// The path of the endpoint.
@@ -27,10 +27,10 @@ struct AuthState {
     public_url: Option<String>,
 }
 
-/// Where the protected-resource metadata of the endpoint lives (RFC 9728), from the public
-/// URL, or else from the request's own scheme and host.
-fn resource_metadata(s: &AuthState, parts: &axum::http::request::Parts) -> String {
-    let base = match &s.public_url {
+/// The server's base URL: the configured public URL, or else the request's own scheme and
+/// host.
+fn base_url(s: &AuthState, parts: &axum::http::request::Parts) -> String {
+    match &s.public_url {
         Some(u) => u.clone(),
         None => {
             let host = parts
@@ -45,8 +45,15 @@ fn resource_metadata(s: &AuthState, parts: &axum::http::request::Parts) -> Strin
                 .unwrap_or("http");
             format!("{scheme}://{host}")
         }
-    };
-    format!("{base}/.well-known/oauth-protected-resource{MCP_PATH}")
+    }
+}
+
+/// Where the protected-resource metadata of the endpoint lives (RFC 9728).
+fn resource_metadata(s: &AuthState, parts: &axum::http::request::Parts) -> String {
+    format!(
+        "{}/.well-known/oauth-protected-resource{MCP_PATH}",
+        base_url(s, parts)
+    )
 }
 
 fn unauthorized(s: &AuthState, parts: &axum::http::request::Parts, e: &Error) -> Response {
@@ -78,6 +85,7 @@ async fn authenticate(State(s): State<AuthState>, req: Request, next: Next) -> R
     match s.app.accounts.authenticate(&key).await {
         Ok(tenant) => {
             parts.extensions.insert(tenant);
+            parts.extensions.insert(LinkBase(base_url(&s, &parts)));
             next.run(Request::from_parts(parts, body)).await
         }
         Err(e @ Error::Unauthenticated(_)) => unauthorized(&s, &parts, &e),

@@ -3,13 +3,15 @@
 //! `GET /leads` builds.
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::filter::FilterSet;
 use crate::domain::lead::{Lead, TextField};
 use crate::domain::query::{Sort, SortField, SortOrder};
 use crate::domain::search::TextQuery;
+use crate::edges::wire::{ExportLinkResponse, ListResponse};
 use crate::error::{Error, Result};
+use crate::services::export::{ExportRequest, Format};
 use crate::services::leads::{DEFAULT_LIMIT, ListRequest, MAX_LIMIT};
 
 /// `list_leads` arguments.
@@ -39,6 +41,42 @@ pub struct ListLeads {
     #[serde(default)]
     #[schemars(schema_with = "fields_schema")]
     pub fields: Option<Vec<String>>,
+    /// A file of all matches instead of a page.
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+}
+
+/// The file `format` of a `list_leads` export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    /// UTF-8 CSV with a header row.
+    Csv,
+    /// A JSON array of leads.
+    Json,
+    /// An Excel workbook.
+    Xlsx,
+}
+
+impl From<FileFormat> for Format {
+    fn from(f: FileFormat) -> Format {
+        match f {
+            FileFormat::Csv => Format::Csv,
+            FileFormat::Json => Format::Json,
+            FileFormat::Xlsx => Format::Xlsx,
+        }
+    }
+}
+
+/// What `list_leads` answers: a page of leads, or, with `format`, a link to a file of all of
+/// them (the same answer as `GET /leads/export?delivery=url`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ListLeadsOutput {
+    /// A page.
+    Page(ListResponse<Lead>),
+    /// A file.
+    File(ExportLinkResponse),
 }
 
 /// Sort direction.
@@ -295,6 +333,35 @@ impl ListLeads {
             sort,
             filters,
         })
+    }
+
+    /// With `format`, the export these arguments describe: every lead the filters and query
+    /// match, in the requested order. Paging and projection do not apply to a file, and are
+    /// refused rather than silently ignored.
+    pub fn to_export(&self) -> Result<Option<ExportRequest>> {
+        let Some(format) = self.format else {
+            return Ok(None);
+        };
+        let paged = [
+            ("limit", self.limit.is_some()),
+            (
+                "cursor",
+                self.cursor.as_deref().is_some_and(|c| !c.is_empty()),
+            ),
+            ("fields", self.fields.is_some()),
+        ];
+        if let Some((name, _)) = paged.iter().find(|(_, set)| *set) {
+            return Err(Error::invalid(format!(
+                "{name}: not used with format, which exports every matching lead with all its \
+                 fields; leave {name} out"
+            )));
+        }
+        let req = self.to_request()?;
+        Ok(Some(ExportRequest {
+            format: format.into(),
+            sort: req.sort,
+            filters: req.filters,
+        }))
     }
 
     /// A lead as answered: whole, or only the requested fields and `id`.

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::domain::account::Tenant;
-use crate::edges::mcp::call::{ToolError, dispatch};
+use crate::edges::mcp::call::{CallContext, ToolError, dispatch};
 use crate::edges::mcp::{catalog, reply};
 use crate::error::{Error, Result};
 use crate::services::limits::IdemStart;
@@ -35,7 +35,13 @@ pub enum Caller {
 pub struct McpServer {
     app: Arc<App>,
     caller: Caller,
+    link_base: Option<String>,
 }
+
+/// The base URL the `/mcp` endpoint found for a request (configured, or the request's own),
+/// put in the request's extensions for links in answers.
+#[derive(Debug, Clone)]
+pub struct LinkBase(pub String);
 
 fn canonical(v: &Value) -> Value {
     match v {
@@ -83,7 +89,28 @@ fn unknown_param(tool: &Tool, args: &Value) -> Option<Error> {
 impl McpServer {
     /// A handler over `app` for callers identified by `caller`.
     pub fn new(app: Arc<App>, caller: Caller) -> Self {
-        McpServer { app, caller }
+        McpServer {
+            app,
+            caller,
+            link_base: None,
+        }
+    }
+
+    /// Sets the base URL of links in answers when no request carries one (stdio).
+    pub fn with_link_base(mut self, base: Option<String>) -> Self {
+        self.link_base = base;
+        self
+    }
+
+    fn call_context(&self, ctx: &RequestContext<RoleServer>) -> CallContext {
+        let from_request = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<LinkBase>())
+            .map(|b| b.0.clone());
+        CallContext {
+            link_base: from_request.or_else(|| self.link_base.clone()),
+        }
     }
 
     async fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<Tenant> {
@@ -99,7 +126,7 @@ impl McpServer {
     }
 
     /// Runs one tool call to its envelope (`{"data"}` or `{"error"}`).
-    pub async fn run(&self, t: &Tenant, tool: &Tool, args: Value) -> Value {
+    pub async fn run(&self, t: &Tenant, tool: &Tool, args: Value, ctx: &CallContext) -> Value {
         if let Err(e) = self.app.limits.check_rate(t).await {
             return reply::failure(&ToolError::Failed(e)).1;
         }
@@ -113,7 +140,7 @@ impl McpServer {
             .filter(|k| !k.is_empty())
             .map(str::to_string);
         let Some(key) = key else {
-            return self.outcome(t, tool, args).await.1;
+            return self.outcome(t, tool, args, ctx).await.1;
         };
         let fp = fingerprint(&tool.name, &args);
         let ticket = match self.app.limits.idem_begin(&t.account_id, &key, &fp).await {
@@ -128,7 +155,7 @@ impl McpServer {
             }
             Ok(IdemStart::Fresh(ticket)) => ticket,
         };
-        let (status, envelope) = self.outcome(t, tool, args).await;
+        let (status, envelope) = self.outcome(t, tool, args, ctx).await;
         let limits = &self.app.limits;
         if status >= 500 {
             // The call may be retried with the same key: release it.
@@ -150,8 +177,14 @@ impl McpServer {
         envelope
     }
 
-    async fn outcome(&self, t: &Tenant, tool: &Tool, args: Value) -> (u16, Value) {
-        match dispatch(&self.app, t, &tool.name, args).await {
+    async fn outcome(
+        &self,
+        t: &Tenant,
+        tool: &Tool,
+        args: Value,
+        ctx: &CallContext,
+    ) -> (u16, Value) {
+        match dispatch(&self.app, t, &tool.name, args, ctx).await {
             Ok(data) => (200, reply::success(data)),
             Err(e) => reply::failure(&e),
         }
@@ -195,7 +228,7 @@ impl ServerHandler for McpServer {
             Err(e) => reply::failure(&ToolError::Failed(e)).1,
             Ok(t) => {
                 let args = Value::Object(request.arguments.unwrap_or_default());
-                self.run(&t, tool, args).await
+                self.run(&t, tool, args, &self.call_context(&context)).await
             }
         };
         let result: CallToolResult = reply::result(envelope);

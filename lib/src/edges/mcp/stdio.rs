@@ -8,9 +8,10 @@ use crate::app::App;
 use crate::edges::mcp::server::{Caller, McpServer};
 use crate::error::{Error, Result};
 
-/// Serves MCP on stdin/stdout until the client closes the stream.
-pub async fn serve_stdio(app: Arc<App>, api_key: &str) -> Result<()> {
-    let server = McpServer::new(app, Caller::Key(Arc::from(api_key)));
+/// Serves MCP on stdin/stdout until the client closes the stream. Export links point at
+/// `public_url` (a `klozeo serve` on the same data directory) when given, else at the files.
+pub async fn serve_stdio(app: Arc<App>, api_key: &str, public_url: Option<String>) -> Result<()> {
+    let server = McpServer::new(app, Caller::Key(Arc::from(api_key))).with_link_base(public_url);
     let running = server
         .serve(rmcp::transport::io::stdio())
         .await
