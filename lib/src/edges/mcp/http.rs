@@ -28,10 +28,17 @@ struct AuthState {
 }
 
 /// Where the protected-resource metadata of the endpoint lives (RFC 9728), from the public
-/// URL, or else from the request's own scheme and host.
+/// URL (`KLOZEO_PUBLIC_URL`, or the address `klozeo serve` listens on), or else from the
+/// request's own scheme and host.
 fn resource_metadata(s: &AuthState, parts: &axum::http::request::Parts) -> String {
-    let base = match &s.public_url {
-        Some(u) => u.clone(),
+    let configured = s
+        .app
+        .oauth
+        .base_opt()
+        .map(str::to_string)
+        .or_else(|| s.public_url.clone());
+    let base = match configured {
+        Some(u) => u,
         None => {
             let host = parts
                 .headers
@@ -75,7 +82,7 @@ async fn authenticate(State(s): State<AuthState>, req: Request, next: Next) -> R
         );
         return unauthorized(&s, &parts, &e);
     };
-    match s.app.accounts.authenticate(&key).await {
+    match crate::edges::http::extract::authenticate_credential(&s.app, &key).await {
         Ok(tenant) => {
             parts.extensions.insert(tenant);
             next.run(Request::from_parts(parts, body)).await
