@@ -64,7 +64,9 @@ impl MetadataFetcher for HttpMetadataFetcher {
             && !self.allow_private
             && is_forbidden_target(ip)
         {
-            return Err(format!("refused target: {ip} is a private or reserved address"));
+            return Err(format!(
+                "refused target: {ip} is a private or reserved address"
+            ));
         }
         let resp = self
             .client()?

@@ -77,7 +77,9 @@ pub fn check_redirect_uri(uri: &str) -> Result<url::Url, String> {
         }
         "http" => match u.host() {
             Some(h) if is_loopback_host(&h) => Ok(u),
-            _ => Err("http is allowed only on a loopback host (127.0.0.1, [::1], localhost)".into()),
+            _ => {
+                Err("http is allowed only on a loopback host (127.0.0.1, [::1], localhost)".into())
+            }
         },
         s if s.contains('.') && !matches!(s, "javascript" | "data" | "file" | "vbscript") => Ok(u),
         s => Err(format!("scheme '{s}' is not https")),
@@ -116,7 +118,10 @@ pub fn check_client_id_url(id: &str, http_hosts: &[String]) -> Result<url::Url, 
     if u.as_str() != id {
         return Err("must be in normal form (no dot segments, lowercase scheme and host)".into());
     }
-    let host = u.host_str().filter(|h| !h.is_empty()).ok_or("has no host")?;
+    let host = u
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("has no host")?;
     match u.scheme() {
         "https" => {}
         "http" if http_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) => {}
@@ -222,7 +227,10 @@ mod tests {
             "https://a.example/cb",
             "https://a.example:444/cb"
         ));
-        assert!(!redirect_matches("https://a.example/cb", "https://a.example/cb2"));
+        assert!(!redirect_matches(
+            "https://a.example/cb",
+            "https://a.example/cb2"
+        ));
     }
 
     #[test]
@@ -241,8 +249,14 @@ mod tests {
         // RFC 7636 appendix B.
         let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         assert_eq!(s256(v), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-        assert!(pkce_matches(v, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
-        assert!(!pkce_matches(v, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cX"));
+        assert!(pkce_matches(
+            v,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_matches(
+            v,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cX"
+        ));
         assert!(!pkce_matches("short", &s256("short")));
     }
 

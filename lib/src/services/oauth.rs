@@ -450,9 +450,7 @@ impl OAuthService {
         let doc: Doc = serde_json::from_slice(&body)
             .map_err(|e| format!("the client metadata document is not valid: {e}"))?;
         if doc.client_id != client_id {
-            return Err(
-                "the client metadata document names another client_id than its URL".into(),
-            );
+            return Err("the client metadata document names another client_id than its URL".into());
         }
         if doc.redirect_uris.is_empty() || doc.redirect_uris.len() > MAX_REDIRECT_URIS {
             return Err("the client metadata document must list 1 to 10 redirect_uris".into());
@@ -647,9 +645,9 @@ impl OAuthService {
             }])
             .await
             .map_err(|e| match e {
-                StoreError::ConditionFailed(_) => {
-                    AuthorizeFailure::Page("This authorization request was already answered.".into())
-                }
+                StoreError::ConditionFailed(_) => AuthorizeFailure::Page(
+                    "This authorization request was already answered.".into(),
+                ),
                 StoreError::Other(e) => e.into(),
             })?;
         let Some(account_id) = account_id else {
@@ -739,7 +737,9 @@ impl OAuthService {
         if let Some(grant) = &rec.used_by_grant {
             // A replayed code may be stolen: the tokens it produced are revoked (RFC 6749 §4.1.2).
             self.revoke_grant(&rec.account_id, grant).await?;
-            return Err(invalid("code was already used; the tokens it issued are revoked"));
+            return Err(invalid(
+                "code was already used; the tokens it issued are revoked",
+            ));
         }
         if rec.expires_at <= self.deps.clock.now_secs() {
             return Err(invalid("code has expired"));
