@@ -52,9 +52,11 @@ class Callback:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
-                q = urllib.parse.urlparse(self.path).query
-                outer.params = dict(urllib.parse.parse_qsl(q))
-                outer.got.set()
+                u = urllib.parse.urlparse(self.path)
+                # Browsers also ask for /favicon.ico.
+                if u.path == "/callback":
+                    outer.params = dict(urllib.parse.parse_qsl(u.query))
+                    outer.got.set()
                 self.send_response(200)
                 self.send_header("content-type", "text/plain")
                 self.end_headers()

@@ -29,7 +29,12 @@ import pytest
 from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
 
 from conftest import env
 
@@ -84,7 +89,8 @@ def test_mcp_client_oauth_flow_lists_tools_and_token_works_on_rest(origin, accou
             answer.update(urllib.parse.parse_qsl(loc.query))
 
     async def callback_handler():
-        return answer["code"], answer.get("state")
+        # The issuer travels back too (RFC 9207); the client checks it against the metadata.
+        return AuthorizationCodeResult(code=answer["code"], state=answer.get("state"), iss=answer.get("iss"))
 
     storage = MemoryStorage()
     auth = OAuthClientProvider(
