@@ -124,18 +124,18 @@ fn no_store(h: &mut HeaderMap) {
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn base_or_error(s: &AppState) -> Result<String, Response> {
+fn base_or_error(s: &AppState) -> Result<String, OAuthError> {
     s.app
         .oauth
         .base()
         .map(str::to_string)
-        .map_err(|e| oauth_error(&OAuthError::from(e)))
+        .map_err(OAuthError::from)
 }
 
 fn protected_resource(s: &AppState, resource: String) -> Response {
     let base = match base_or_error(s) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return oauth_error(&e),
     };
     axum::Json(json!({
         "resource": resource.replace("{base}", &base),
@@ -162,7 +162,7 @@ async fn protected_resource_root(State(s): State<AppState>) -> Response {
 async fn authorization_server(State(s): State<AppState>) -> Response {
     let base = match base_or_error(&s) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return oauth_error(&e),
     };
     axum::Json(json!({
         "issuer": base,
