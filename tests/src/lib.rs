@@ -260,8 +260,6 @@ impl TestServer {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        // As under `klozeo serve`: the OAuth issuer is the address served.
-        app.oauth.default_public_url(&format!("http://{addr}"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let svc = klozeo_core::edges::http::service_with_client_addr(app.clone(), Routes::All);
         tokio::spawn(async move {

@@ -30,8 +30,15 @@ struct Setup {
     client_id: String,
 }
 
-async fn setup(backend: Backend) -> Setup {
+/// A server whose OAuth issuer is its own address, as `klozeo serve` sets it.
+async fn start(backend: Backend) -> TestServer {
     let server = TestServer::start(backend).await;
+    server.app.oauth.default_public_url(&server.origin);
+    server
+}
+
+async fn setup(backend: Backend) -> Setup {
+    let server = start(backend).await;
     let email = format!(
         "oauth-{}@example.com",
         hex::encode(rand::random::<[u8; 8]>())
@@ -220,7 +227,7 @@ fn assert_oauth_error(status: StatusCode, body: &Value, want_status: u16, error:
 #[tokio::test]
 async fn discovery_documents_name_the_configured_issuer_and_endpoints() {
     for backend in backends() {
-        let server = TestServer::start(backend).await;
+        let server = start(backend).await;
         let o = &server.origin;
         let (status, h, body) = get(&format!("{o}/.well-known/oauth-authorization-server")).await;
         assert_eq!(status, 200);
@@ -273,6 +280,19 @@ async fn discovery_documents_name_the_configured_issuer_and_endpoints() {
             format!("Bearer resource_metadata=\"{o}/.well-known/oauth-protected-resource/mcp\"")
                 .as_str()
         );
+        // Without a configured public URL nothing is derived from the request.
+        let bare = TestServer::start(backend).await;
+        let r = http()
+            .get(format!(
+                "{}/.well-known/oauth-authorization-server",
+                bare.origin
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
         // Browser clients preflight the token endpoint.
         let r = http()
             .request(reqwest::Method::OPTIONS, format!("{o}/oauth/token"))
