@@ -834,3 +834,59 @@ async fn tokens_are_scoped_and_confined_to_their_account() {
         assert_eq!(status, 401);
     }
 }
+
+#[tokio::test]
+async fn client_id_metadata_documents_are_fetched_and_checked() {
+    // The test configuration allows http and private targets for 127.0.0.1, as
+    // KLOZEO_WEBHOOK_HTTP_HOSTS and KLOZEO_WEBHOOK_ALLOW_PRIVATE do in development.
+    for backend in backends() {
+        let mut s = setup(backend).await;
+        // Documents name their own URL, so the listener is bound before they are written.
+        let base = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let b = format!("http://{addr}");
+            let good = json!({"client_id": format!("{b}/good.json"), "client_name": "Meta Client",
+                              "redirect_uris": [REDIRECT]})
+            .to_string();
+            let liar =
+                json!({"client_id": "https://other.example/c.json", "redirect_uris": [REDIRECT]})
+                    .to_string();
+            let big = json!({"client_id": format!("{b}/big.json"), "redirect_uris": [REDIRECT],
+                             "padding": "x".repeat(6000)})
+            .to_string();
+            let router = axum::Router::new()
+                .route(
+                    "/good.json",
+                    axum::routing::get(move || async move { good }),
+                )
+                .route(
+                    "/liar.json",
+                    axum::routing::get(move || async move { liar }),
+                )
+                .route("/big.json", axum::routing::get(move || async move { big }));
+            tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
+            b
+        };
+        s.client_id = format!("{base}/good.json");
+        let (status, _, html) = get(&authorize_url(&s, &[])).await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("Meta Client (127.0.0.1)"), "{html}");
+        let code = code_for(&s, &authorize_url(&s, &[])).await;
+        let (status, t) = exchange(&s, &code).await;
+        assert_eq!(status, 200, "{t}");
+        let (status, _) = tools_list(&s, t["access_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200);
+        for (path, why) in [
+            ("/liar.json", "another client_id"),
+            ("/big.json", "larger than"),
+            ("/missing.json", "answered 404"),
+        ] {
+            s.client_id = format!("{base}{path}");
+            let (status, h, html) = get(&authorize_url(&s, &[])).await;
+            assert_eq!(status, 400, "{path}: {html}");
+            assert!(h.get(LOCATION).is_none());
+            assert!(html.contains(why), "{path}: {html}");
+        }
+    }
+}
