@@ -890,3 +890,54 @@ async fn client_id_metadata_documents_are_fetched_and_checked() {
         }
     }
 }
+
+/// The `mcp` Lambda function serves the router of `Routes::Mcp`: OAuth is part of it.
+#[tokio::test]
+async fn the_mcp_function_router_serves_oauth() {
+    use tower::ServiceExt as _;
+    let server = start(Backend::Embedded).await;
+    let svc = klozeo_core::edges::http::service(
+        server.app.clone(),
+        klozeo_core::edges::http::Routes::Mcp,
+    );
+    let call = |req: axum::http::Request<axum::body::Body>| {
+        let svc = svc.clone();
+        async move {
+            let resp = svc.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, m) = call(
+        axum::http::Request::get("/.well-known/oauth-authorization-server")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(m["issuer"], server.origin);
+    let (status, c) = call(
+        axum::http::Request::post("/oauth/register")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                json!({"client_name": "Lambda", "redirect_uris": [REDIRECT]}).to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{c}");
+    assert!(c["client_id"].as_str().unwrap().starts_with("klcl_"));
+    let (status, _) = call(
+        axum::http::Request::get("/.well-known/oauth-protected-resource/mcp")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
