@@ -160,6 +160,33 @@ run_python_suite embedded --store embedded
 step "MCP: the official mcp client and the MCP Inspector against klozeo serve (embedded store)"
 run_mcp_suite embedded --store embedded
 
+step "OAuth: the mcp client's OAuth flow and headless Chromium against klozeo serve (embedded store)"
+# The browser test needs Chromium (the Debian package); install it when missing and possible.
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$CHROMIUM" ] && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo -n"
+  { $SUDO apt-get install -y -q chromium || { $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium; }; } \
+    >"$LOGDIR/apt-chromium.log" 2>&1
+  CHROMIUM=$(command -v chromium || true)
+fi
+[ -z "$CHROMIUM" ] && echo "SKIPPING the browser test: Chromium is not installed and could not be (see $LOGDIR/apt-chromium.log)"
+run_oauth_suite() {
+  local port data pid
+  port=$(free_port)
+  data=$(mktemp -d)
+  "$KLOZEO" serve --listen "127.0.0.1:$port" --data-dir "$data" --store embedded >"$LOGDIR/serve-oauth.log" 2>&1 &
+  pid=$!
+  PIDS+=($pid)
+  wait_http "http://127.0.0.1:$port/health" || { fail_step "klozeo serve (OAuth) did not start"; cat "$LOGDIR/serve-oauth.log"; return; }
+  KLOZEO_ORIGIN="http://127.0.0.1:$port" KLOZEO_CHROMIUM="$CHROMIUM" KLOZEO_ARTIFACTS="$ROOT/target/artifacts" \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/oauth_python \
+    --junitxml="$LOGDIR/pytest-oauth.xml" 2>&1 | tail -n 25
+  count_junit "$LOGDIR/pytest-oauth.xml" "OAuth (mcp client, browser)"
+  [ -f "$ROOT/target/artifacts/oauth-consent.png" ] && echo "consent page screenshot: target/artifacts/oauth-consent.png"
+  kill "$pid" 2>/dev/null
+}
+run_oauth_suite
+
 step "Official Python SDK against klozeo serve (DynamoDB emulator)"
 export AWS_ENDPOINT_URL=$KLOZEO_TEST_DYNAMODB_ENDPOINT
 PREFIX="py$(date +%s)-"

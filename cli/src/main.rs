@@ -268,6 +268,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // Without KLOZEO_PUBLIC_URL the OAuth issuer is the address served.
+    app.oauth
+        .default_public_url(&format!("http://127.0.0.1:{}", addr.port()));
     println!(
         "klozeo: serving http://{addr}{API_PREFIX} (store: {})",
         match args.store.store {

@@ -23,6 +23,7 @@ use crate::services::jobs::JobRunner;
 use crate::services::leads::LeadService;
 use crate::services::limits::LimitService;
 use crate::services::notes::NoteService;
+use crate::services::oauth::OAuthService;
 use crate::services::scoring::ScoringService;
 use crate::services::webhooks::WebhookService;
 
@@ -56,6 +57,8 @@ pub struct App {
     pub limits: LimitService,
     /// Statistics, categories and cities, from counters.
     pub analytics: AnalyticsService,
+    /// OAuth 2.1 authorization of MCP clients (clients, codes, tokens).
+    pub oauth: OAuthService,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// The ports, for edges that need them directly.
@@ -146,6 +149,15 @@ impl App {
             ),
             limits: LimitService::new(deps.clone()),
             analytics: AnalyticsService::new(deps.clone()),
+            oauth: OAuthService::new(
+                deps.clone(),
+                config.plans.clone(),
+                Arc::new(crate::adapters::metadata_fetch::HttpMetadataFetcher::new(
+                    config.webhooks.allow_private,
+                )),
+                config.webhooks.http_hosts.clone(),
+                crate::config::public_url_from_env(),
+            ),
             max_body_bytes: config.max_body_bytes,
             deps,
         })

@@ -386,6 +386,12 @@ pub fn mcp_from_env(d: McpConfig) -> McpConfig {
     }
 }
 
+/// `KLOZEO_PUBLIC_URL` (the server's public base URL: OAuth issuer and resource), without a
+/// trailing slash, if set.
+pub fn public_url_from_env() -> Option<String> {
+    var("KLOZEO_PUBLIC_URL").map(|u| u.trim().trim_end_matches('/').to_string())
+}
+
 /// `KLOZEO_SIGNING_KEY` if set.
 pub fn signing_key_from_env() -> Option<Vec<u8>> {
     var("KLOZEO_SIGNING_KEY").map(String::into_bytes)

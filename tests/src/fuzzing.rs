@@ -23,7 +23,14 @@ use klozeo_core::ports::UuidIds;
 use tower::ServiceExt as _;
 
 /// The named targets, as the corpus directories and the cargo-fuzz binaries are called.
-pub const TARGETS: [&str; 5] = ["filter", "scoring", "cursor", "webhook_url", "api_body"];
+pub const TARGETS: [&str; 6] = [
+    "filter",
+    "scoring",
+    "cursor",
+    "webhook_url",
+    "api_body",
+    "oauth_uri",
+];
 
 /// Runs the target called `name` on `data`; panics when a property breaks.
 pub fn run(name: &str, data: &[u8]) {
@@ -33,6 +40,7 @@ pub fn run(name: &str, data: &[u8]) {
         "cursor" => cursor(data),
         "webhook_url" => webhook_url(data),
         "api_body" => api_body(data),
+        "oauth_uri" => oauth_uri(data),
         other => panic!("no fuzz target called {other}"),
     }
 }
@@ -136,6 +144,54 @@ pub fn webhook_url(data: &[u8]) {
             }
         }
         Err(e) => assert_client_error(&e),
+    }
+}
+
+/// An OAuth redirect URI and client id URL: what the validators accept is never http off
+/// loopback, never carries credentials or a fragment, and a client id URL is https with a path;
+/// a loopback redirect matches itself on another port and never another path.
+pub fn oauth_uri(data: &[u8]) {
+    use klozeo_core::domain::oauth::{check_client_id_url, check_redirect_uri, redirect_matches};
+    let text = String::from_utf8_lossy(data);
+    if let Ok(u) = check_redirect_uri(&text) {
+        assert!(
+            u.username().is_empty() && u.password().is_none() && u.fragment().is_none(),
+            "{text:?}"
+        );
+        match u.scheme() {
+            "https" => assert!(u.host_str().is_some_and(|h| !h.is_empty()), "{text:?}"),
+            "http" => {
+                let loopback = match u.host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                    None => false,
+                };
+                assert!(loopback, "http redirect off loopback accepted: {text:?}");
+                let mut other = u.clone();
+                if other.set_port(Some(1)).is_ok() {
+                    assert!(redirect_matches(&text, other.as_str()), "{text:?}");
+                }
+                let mut elsewhere = u.clone();
+                elsewhere.set_path("/klozeo-fuzz-elsewhere");
+                if elsewhere.path() != u.path() {
+                    assert!(!redirect_matches(&text, elsewhere.as_str()), "{text:?}");
+                }
+            }
+            s => assert!(
+                s.contains('.') && !matches!(s, "javascript" | "data" | "file"),
+                "{text:?}"
+            ),
+        }
+    }
+    if let Ok(u) = check_client_id_url(&text, &[]) {
+        assert_eq!(u.scheme(), "https", "{text:?}");
+        assert_eq!(u.as_str(), text, "a client id is compared exactly");
+        assert!(u.path().len() > 1 && u.fragment().is_none(), "{text:?}");
+        assert!(
+            u.username().is_empty() && u.password().is_none(),
+            "{text:?}"
+        );
     }
 }
 

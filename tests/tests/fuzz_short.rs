@@ -151,6 +151,11 @@ fn webhook_url_validator() {
 }
 
 #[test]
+fn oauth_redirect_and_client_id_validators() {
+    run_target("oauth_uri", 20_000);
+}
+
+#[test]
 fn api_bodies_never_answer_5xx() {
     run_target("api_body", 3_000);
 }

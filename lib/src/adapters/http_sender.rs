@@ -15,8 +15,9 @@ use crate::ports::{Attempt, Outgoing, WebhookSender};
 
 /// Resolves names with the system resolver and drops every address the policy forbids; a
 /// name left with none fails to resolve, so no connection is ever opened to it.
-struct PolicyResolver {
-    allow_private: bool,
+pub(crate) struct PolicyResolver {
+    /// Whether loopback and private targets are allowed (local development).
+    pub(crate) allow_private: bool,
 }
 
 impl reqwest::dns::Resolve for PolicyResolver {

@@ -6,6 +6,7 @@
 pub mod dynamodb;
 pub mod http_sender;
 pub mod local_files;
+pub mod metadata_fetch;
 pub mod s3;
 pub mod sqlite;
 mod sqlite_leads;

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod job;
 pub mod lead;
 pub mod note;
+pub mod oauth;
 pub mod patch;
 pub mod query;
 pub mod rule;

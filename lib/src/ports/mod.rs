@@ -2,6 +2,7 @@
 //!
 //! Nothing here names a backend; the adapters implement these traits for SQLite and DynamoDB.
 
+mod client_metadata;
 mod clock;
 mod lead_index;
 mod objects;
@@ -9,6 +10,7 @@ mod queue;
 mod store;
 mod webhook_sender;
 
+pub use client_metadata::MetadataFetcher;
 pub use clock::{Clock, IdSource, SystemClock, UuidIds};
 pub use lead_index::{LeadIndex, LeadScan};
 pub use objects::{Download, ObjectStore, Upload};

@@ -20,6 +20,7 @@ pub mod leads;
 pub mod leads_indexed;
 pub mod limits;
 pub mod notes;
+pub mod oauth;
 pub mod plan;
 pub mod scoring;
 pub mod txn;

@@ -25,6 +25,20 @@ pub fn presented_key(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Resolves a presented credential to its tenant: an OAuth access token (`kloa_…`) through
+/// the OAuth service, anything else as an API key. Every edge that accepts an API key calls
+/// this, so OAuth tokens work wherever keys do.
+pub async fn authenticate_credential(
+    app: &crate::app::App,
+    credential: &str,
+) -> crate::error::Result<Tenant> {
+    if crate::domain::oauth::is_access_token(credential.trim()) {
+        app.oauth.authenticate(credential.trim()).await
+    } else {
+        app.accounts.authenticate(credential).await
+    }
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = Error;
 
@@ -37,7 +51,7 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| {
                 Error::Unauthenticated("Missing API key: send it in the X-API-Key header".into())
             })?;
-        let tenant = state.app.accounts.authenticate(key).await?;
+        let tenant = authenticate_credential(&state.app, key).await?;
         parts.extensions.insert(tenant.clone());
         Ok(Auth(tenant))
     }

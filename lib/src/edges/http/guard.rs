@@ -61,7 +61,7 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         }
         s.app.accounts.authenticate_session(&key).await
     } else {
-        s.app.accounts.authenticate(&key).await
+        crate::edges::http::extract::authenticate_credential(&s.app, &key).await
     };
     let tenant = match tenant {
         Ok(t) => t,

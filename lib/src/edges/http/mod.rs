@@ -7,6 +7,7 @@ pub mod export;
 pub mod extract;
 pub mod guard;
 pub mod leads;
+pub mod oauth;
 pub mod openapi;
 pub mod webhooks;
 
@@ -183,6 +184,8 @@ pub fn router(app: Arc<App>, routes: Routes) -> Router {
             McpConfig::default()
         });
         root = root.merge(crate::edges::mcp::http::router(state.app.clone(), &cfg));
+        // OAuth for MCP clients: discovery, registration, the authorize page, tokens.
+        root = root.merge(oauth::routes());
     }
     root.route(
         "/health",

@@ -27,11 +27,17 @@ struct AuthState {
     public_url: Option<String>,
 }
 
-/// The server's base URL: the configured public URL, or else the request's own scheme and
-/// host.
+/// The server's base URL: the configured public URL (`KLOZEO_PUBLIC_URL`, or the address
+/// `klozeo serve` listens on), or else the request's own scheme and host.
 fn base_url(s: &AuthState, parts: &axum::http::request::Parts) -> String {
-    match &s.public_url {
-        Some(u) => u.clone(),
+    let configured = s
+        .app
+        .oauth
+        .base_opt()
+        .map(str::to_string)
+        .or_else(|| s.public_url.clone());
+    match configured {
+        Some(u) => u,
         None => {
             let host = parts
                 .headers
@@ -82,7 +88,7 @@ async fn authenticate(State(s): State<AuthState>, req: Request, next: Next) -> R
         );
         return unauthorized(&s, &parts, &e);
     };
-    match s.app.accounts.authenticate(&key).await {
+    match crate::edges::http::extract::authenticate_credential(&s.app, &key).await {
         Ok(tenant) => {
             parts.extensions.insert(tenant);
             parts.extensions.insert(LinkBase(base_url(&s, &parts)));
