@@ -217,7 +217,13 @@ async fn a_batch_answers_and_stores_what_one_by_one_pushes_do() {
                 _ => Outcome::Rejected(reason(&body)),
             });
         }
-        let (st, body) = batch.send(Method::POST, "/leads/batch", Some(json!({ "leads": leads }))).await;
+        let (st, body) = batch
+            .send(
+                Method::POST,
+                "/leads/batch",
+                Some(json!({ "leads": leads })),
+            )
+            .await;
         assert!(
             st == StatusCode::CREATED || st == StatusCode::MULTI_STATUS,
             "{b:?} {st} {body}"
@@ -236,7 +242,10 @@ async fn a_batch_answers_and_stores_what_one_by_one_pushes_do() {
             .iter()
             .filter(|o| matches!(o, Outcome::Merged { .. }))
             .count();
-        assert!(merged > n / 5, "{b:?}: the items must merge often ({merged})");
+        assert!(
+            merged > n / 5,
+            "{b:?}: the items must merge often ({merged})"
+        );
         for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
             assert_eq!(e, g, "{b:?}: item {i} ({})", leads[i]);
         }
@@ -312,7 +321,11 @@ async fn counters_equal_a_recount_after_big_batches() {
         let n = batch_size(b);
         for seed in [1, 2] {
             let (st, body) = api
-                .send(Method::POST, "/leads/batch", Some(json!({ "leads": items(seed, n) })))
+                .send(
+                    Method::POST,
+                    "/leads/batch",
+                    Some(json!({ "leads": items(seed, n) })),
+                )
                 .await;
             assert!(st.is_success(), "{b:?} {st} {body}");
         }
@@ -330,7 +343,10 @@ async fn counters_equal_a_recount_after_big_batches() {
         // More ids than one DynamoDB transaction holds, with one unknown id in the middle.
         let take = ids.len().min(n);
         let mut upd: Vec<String> = ids[..take].iter().step_by(2).cloned().collect();
-        upd.insert(upd.len() / 2, "cl_00000000-0000-7000-8000-000000000000".into());
+        upd.insert(
+            upd.len() / 2,
+            "cl_00000000-0000-7000-8000-000000000000".into(),
+        );
         let (st, body) = api
             .send(
                 Method::PUT,
@@ -395,10 +411,18 @@ async fn a_batch_of_500_is_one_durable_commit_on_the_embedded_store() {
     let api = Api::on_plan(&s, "unlimited").await;
     let (before, _) = store.commit_stats();
     let leads: Vec<Value> = (0..500)
-        .map(|i| json!({"name": format!("Lead {i}"), "source": "web", "email": format!("l{i}@x.com"),
-                        "phone": format!("+33 1 00 00 {i:04}"), "city": "Paris"}))
+        .map(|i| {
+            json!({"name": format!("Lead {i}"), "source": "web", "email": format!("l{i}@x.com"),
+                        "phone": format!("+33 1 00 00 {i:04}"), "city": "Paris"})
+        })
         .collect();
-    let (st, body) = api.send(Method::POST, "/leads/batch", Some(json!({ "leads": leads }))).await;
+    let (st, body) = api
+        .send(
+            Method::POST,
+            "/leads/batch",
+            Some(json!({ "leads": leads })),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
     assert_eq!(body["success"], json!(500));
     let (after, _) = store.commit_stats();

@@ -697,10 +697,7 @@ impl Store for SqliteStore {
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.transact_many(vec![ops])
-            .await
-            .pop()
-            .unwrap_or(Ok(()))
+        self.transact_many(vec![ops]).await.pop().unwrap_or(Ok(()))
     }
 
     async fn transact_many(&self, groups: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {

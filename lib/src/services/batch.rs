@@ -23,7 +23,7 @@
 //! of them makes that transaction fail; the caller then runs the items from there on again,
 //! one by one, on the store itself.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -113,6 +113,8 @@ struct Accepted {
 struct State {
     entries: HashMap<(Table, Key), Entry>,
     accepted: Vec<Accepted>,
+    /// The keys the batch wrote or deleted, in key order, for range queries.
+    written: BTreeSet<(u8, String, String)>,
     current_item: usize,
     queries: HashMap<String, Page>,
 }
@@ -134,7 +136,8 @@ pub(crate) struct Plan {
 }
 
 fn lock(m: &Mutex<State>) -> Result<std::sync::MutexGuard<'_, State>, Error> {
-    m.lock().map_err(|_| Error::internal("batch view lock poisoned"))
+    m.lock()
+        .map_err(|_| Error::internal("batch view lock poisoned"))
 }
 
 fn sk_matches(sk: &str, cond: &SkCond) -> bool {
@@ -170,11 +173,9 @@ impl BatchView {
             let st = lock(&self.state)?;
             keys.iter()
                 .filter(|k| {
-                    st.entries
-                        .get(&(table, (*k).clone()))
-                        .is_none_or(|e| {
-                            matches!(e.base, Base::Unknown) && matches!(e.now, Now::Untouched)
-                        })
+                    st.entries.get(&(table, (*k).clone())).is_none_or(|e| {
+                        matches!(e.base, Base::Unknown) && matches!(e.now, Now::Untouched)
+                    })
                 })
                 .cloned()
                 .collect()
@@ -467,10 +468,31 @@ impl Store for BatchView {
             let st = lock(&self.state)?;
             let mut mine: BTreeMap<String, Option<Item>> = BTreeMap::new();
             let mut hidden = 0u32;
-            for ((t, k), e) in &st.entries {
-                if !in_range(*t, k) {
+            let rank = TableOrd(req.table).rank();
+            let from = match &req.sk {
+                SkCond::BeginsWith(p) | SkCond::Ge(p) | SkCond::Gt(p) | SkCond::Between(p, _) => {
+                    p.clone()
+                }
+                _ => String::new(),
+            };
+            let start = (rank, req.pk.clone(), from);
+            for (_, pk, sk) in st.written.range(start..) {
+                if pk != &req.pk {
+                    break;
+                }
+                if let SkCond::BeginsWith(p) = &req.sk
+                    && !sk.starts_with(p.as_str())
+                {
+                    break;
+                }
+                let k = Key::new(pk.clone(), sk.clone());
+                let t = req.table;
+                if !in_range(t, &k) {
                     continue;
                 }
+                let Some(e) = st.entries.get(&(t, k.clone())) else {
+                    continue;
+                };
                 match &e.now {
                     Now::Item(i) => {
                         mine.insert(k.sk.clone(), Some(i.clone()));
@@ -594,6 +616,7 @@ impl Store for BatchView {
             keys: Vec::new(),
             adds: Vec::new(),
         };
+        let mut st_written = Vec::new();
         for op in ops {
             let (t, k) = op.target();
             let k = k.clone();
@@ -603,6 +626,7 @@ impl Store for BatchView {
                 .or_insert_with(Entry::unknown);
             match op {
                 WriteOp::Put { item, cond, .. } => {
+                    st_written.push((TableOrd(t).rank(), k.pk.clone(), k.sk.clone()));
                     if matches!(e.base, Base::Unknown)
                         && matches!(e.now, Now::Untouched)
                         && cond == Cond::NotExists
@@ -613,6 +637,7 @@ impl Store for BatchView {
                     accepted.keys.push((t, k));
                 }
                 WriteOp::Delete { cond, .. } => {
+                    st_written.push((TableOrd(t).rank(), k.pk.clone(), k.sk.clone()));
                     if matches!(e.base, Base::Unknown)
                         && matches!(e.now, Now::Untouched)
                         && cond == Cond::NotExists
@@ -630,6 +655,7 @@ impl Store for BatchView {
                 WriteOp::Check { .. } => {}
             }
         }
+        st.written.extend(st_written);
         st.accepted.push(accepted);
         Ok(())
     }

@@ -294,6 +294,21 @@ impl IngestService {
         if removed.is_empty() && added.is_empty() {
             return Ok(());
         }
+        if claim_all {
+            // A new lead has nothing to release and claims every value unconditionally: the
+            // current markers would change nothing, so they are not read.
+            for k in added {
+                tx.push(
+                    Check::UniqueValue,
+                    WriteOp::Put {
+                        table: Table::Leads,
+                        item: Item::new(k, to_body(&serde_json::json!({ "id": lead_id }))?),
+                        cond: Cond::NotExists,
+                    },
+                );
+            }
+            return Ok(());
+        }
         let mut wanted = removed.clone();
         wanted.extend(added.iter().cloned());
         let current: HashMap<Key, Item> = self
