@@ -181,10 +181,11 @@ async fn all_leads(api: &Api) -> Vec<Value> {
 }
 
 fn batch_size(b: Backend) -> usize {
-    // Enough for several DynamoDB transactions either way; the emulator is slow.
+    // More items than one DynamoDB transaction holds (and several transactions of writes);
+    // the emulator is slow, so not more.
     match b {
         Backend::Embedded => 500,
-        Backend::Dynamo => 250,
+        Backend::Dynamo => 120,
     }
 }
 
