@@ -33,10 +33,11 @@ pub const DB_FILE: &str = "klozeo.db";
 /// Read-only connections opened next to the writer of a file database.
 const READERS: usize = 4;
 
-/// A transaction waiting for the next group commit, and where its outcome goes.
+/// Transactions waiting for the next group commit (one, or the ordered transactions of one
+/// [`Store::transact_many`] call), and where their outcomes go.
 struct Pending {
-    ops: Vec<WriteOp>,
-    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    groups: Vec<Vec<WriteOp>>,
+    done: tokio::sync::oneshot::Sender<Vec<Result<(), StoreError>>>,
 }
 
 /// The embedded store.
@@ -207,12 +208,15 @@ impl SqliteStore {
         let outcomes = match commit_group(&mut conn, &group, now) {
             Ok(outcomes) => {
                 self.stats[0].fetch_add(1, Ordering::Relaxed);
-                self.stats[1].fetch_add(group.len() as u64, Ordering::Relaxed);
+                let carried: usize = outcomes.iter().map(Vec::len).sum();
+                self.stats[1].fetch_add(carried as u64, Ordering::Relaxed);
                 outcomes
             }
+            // Only the first transaction of a `transact_many` is said to have failed: the
+            // others were not tried.
             Err(e) => group
                 .iter()
-                .map(|_| Err(StoreError::Other(e.clone())))
+                .map(|_| vec![Err(StoreError::Other(e.clone()))])
                 .collect(),
         };
         for (p, outcome) in group.into_iter().zip(outcomes) {
@@ -224,7 +228,7 @@ impl SqliteStore {
     fn fail_pending(&self, e: Error) {
         if let Ok(mut p) = self.pending.lock() {
             for p in std::mem::take(&mut *p) {
-                let _ = p.done.send(Err(StoreError::Other(e.clone())));
+                let _ = p.done.send(vec![Err(StoreError::Other(e.clone()))]);
             }
         }
     }
@@ -243,6 +247,27 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Other(Error::internal(e)))?
+    }
+}
+
+impl SqliteStore {
+    /// Queues `groups` for the next group commit and waits for their outcomes.
+    async fn commit_queued(
+        &self,
+        groups: Vec<Vec<WriteOp>>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| Error::internal("embedded store lock poisoned"))?
+            .push(Pending { groups, done });
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.commit_pending())
+            .await
+            .map_err(|e| StoreError::Other(Error::internal(e)))?;
+        outcome
+            .await
+            .map_err(|_| StoreError::Other(Error::internal("embedded store: commit abandoned")))
     }
 }
 
@@ -291,38 +316,48 @@ fn cond_holds(cond: Cond, cur: Option<(u64, i64)>) -> bool {
     }
 }
 
-/// Commits a group of transactions (see [`SqliteStore::commit_pending`]); the outcome of each
-/// member, or the error that kept the whole group from committing.
+/// Commits a group of transactions (see [`SqliteStore::commit_pending`]); the outcomes of each
+/// member's transactions (up to the first that failed), or the error that kept the whole group
+/// from committing.
 fn commit_group(
     conn: &mut Connection,
     group: &[Pending],
     now: i64,
-) -> Result<Vec<Result<(), StoreError>>, Error> {
+) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
     let mut outcomes = Vec::with_capacity(group.len());
     for p in group {
-        tx.execute_batch("SAVEPOINT member").map_err(db_err)?;
-        let mut outcome = Ok(());
-        for (i, op) in p.ops.iter().enumerate() {
-            match apply_op(&tx, op, now) {
-                Ok(true) => {}
-                Ok(false) => {
-                    outcome = Err(StoreError::ConditionFailed(i));
-                    break;
-                }
-                Err(e) => {
-                    outcome = Err(StoreError::Other(db_err(e)));
-                    break;
+        let mut member = Vec::with_capacity(p.groups.len());
+        for ops in &p.groups {
+            tx.execute_batch("SAVEPOINT member").map_err(db_err)?;
+            let mut outcome = Ok(());
+            for (i, op) in ops.iter().enumerate() {
+                match apply_op(&tx, op, now) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        outcome = Err(StoreError::ConditionFailed(i));
+                        break;
+                    }
+                    Err(e) => {
+                        outcome = Err(StoreError::Other(db_err(e)));
+                        break;
+                    }
                 }
             }
+            if outcome.is_err() {
+                tx.execute_batch("ROLLBACK TO member").map_err(db_err)?;
+            }
+            tx.execute_batch("RELEASE member").map_err(db_err)?;
+            let failed = outcome.is_err();
+            member.push(outcome);
+            // The transactions of one `transact_many` stop at the first that fails.
+            if failed {
+                break;
+            }
         }
-        if outcome.is_err() {
-            tx.execute_batch("ROLLBACK TO member").map_err(db_err)?;
-        }
-        tx.execute_batch("RELEASE member").map_err(db_err)?;
-        outcomes.push(outcome);
+        outcomes.push(member);
     }
     tx.commit().map_err(db_err)?;
     Ok(outcomes)
@@ -662,22 +697,38 @@ impl Store for SqliteStore {
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        check_transaction(&ops)?;
-        if ops.is_empty() {
-            return Ok(());
+        self.transact_many(vec![ops]).await.pop().unwrap_or(Ok(()))
+    }
+
+    async fn transact_many(&self, groups: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {
+        // Groups are checked before anything is queued; one that fails its check ends the list
+        // there, as a failed condition would.
+        let mut queued = Vec::with_capacity(groups.len());
+        let mut refused = None;
+        for ops in groups {
+            if let Err(e) = check_transaction(&ops) {
+                refused = Some(Err(StoreError::Other(e)));
+                break;
+            }
+            queued.push(ops);
         }
-        let (done, outcome) = tokio::sync::oneshot::channel();
-        self.pending
-            .lock()
-            .map_err(|_| Error::internal("embedded store lock poisoned"))?
-            .push(Pending { ops, done });
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.commit_pending())
-            .await
-            .map_err(|e| StoreError::Other(Error::internal(e)))?;
-        outcome
-            .await
-            .map_err(|_| StoreError::Other(Error::internal("embedded store: commit abandoned")))?
+        let tried = queued.len();
+        let mut out = if queued.iter().all(Vec::is_empty) {
+            // Empty groups commit trivially, without a write to the file.
+            (0..tried).map(|_| Ok(())).collect()
+        } else {
+            match self.commit_queued(queued).await {
+                Ok(o) => o,
+                Err(e) => vec![Err(e)],
+            }
+        };
+        if let Some(r) = refused
+            && out.len() == tried
+            && out.iter().all(Result::is_ok)
+        {
+            out.push(r);
+        }
+        out
     }
 
     fn lead_index(&self) -> Option<&dyn LeadIndex> {

@@ -18,5 +18,6 @@ pub use queue::{JobQueue, JobSource, OutMessage, Received};
 pub use store::{
     Cond, IndexKey, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page,
     Position, QueryReq, SkCond, Store, StoreError, Table, WriteOp, check_transaction, item_size,
+    transaction_bytes,
 };
 pub use webhook_sender::{Attempt, Outgoing, WebhookSender};

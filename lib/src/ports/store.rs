@@ -244,6 +244,26 @@ pub trait Store: Send + Sync {
     /// writes or two writes on one item are [`Error::Internal`]. An empty group commits
     /// trivially.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    /// Applies several transactions in order, each atomic on its own (as [`Store::transact`]
+    /// would), stopping at the first that fails: the answer holds one outcome per transaction
+    /// tried, so it is shorter than `groups` when one failed, and every transaction after the
+    /// failed one was not tried (nothing of it is written).
+    ///
+    /// A bulk write is many independent transactions. DynamoDB runs them one after another
+    /// (this default); the embedded store commits them together, in one fsync, each in its own
+    /// savepoint, which is what makes a batch of 500 leads one durable write instead of 500.
+    async fn transact_many(&self, groups: Vec<Vec<WriteOp>>) -> Vec<Result<(), StoreError>> {
+        let mut out = Vec::with_capacity(groups.len());
+        for ops in groups {
+            let r = self.transact(ops).await;
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        out
+    }
     /// Reads up to `limit` items of a whole table after `start_after`, in an order that is
     /// stable for resuming (every item once). For background sweeps of small tables (the
     /// outbox under `klozeo serve`), never on a request path.
@@ -313,6 +333,12 @@ fn number_size(value: i128) -> usize {
 /// The size of a key's attributes (`pk` and `sk`), what a write without an item carries.
 fn key_size(key: &Key) -> usize {
     "pk".len() + key.pk.len() + "sk".len() + key.sk.len()
+}
+
+/// What a group of writes counts towards [`MAX_TRANSACTION_BYTES`], as [`check_transaction`]
+/// counts it (for packing many small writes into few transactions).
+pub fn transaction_bytes(ops: &[WriteOp]) -> usize {
+    ops.iter().map(WriteOp::transaction_size).sum()
 }
 
 impl WriteOp {

@@ -156,9 +156,11 @@ async fn write_grouped(
     if let Some(c) = chunks.next() {
         first.extend(c.iter().map(delete));
     }
-    deps.store.transact(first).await?;
-    for c in chunks {
-        deps.store.transact(c.iter().map(delete).collect()).await?;
+    let mut groups = vec![first];
+    groups.extend(chunks.map(|c| c.iter().map(delete).collect::<Vec<_>>()));
+    // In order, the grouped event first; the embedded store commits them with one fsync.
+    for r in deps.store.transact_many(groups).await {
+        r?;
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! transaction; a batch records one member event per item and folds them into one grouped
 //! event when it finishes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::domain::account::Tenant;
 use crate::domain::dedup::{
@@ -15,9 +16,10 @@ use crate::domain::event::EventKind;
 use crate::domain::ids::LeadId;
 use crate::domain::lead::{Lead, LeadChanges, TextField};
 use crate::error::{Code, Error, Result};
-use crate::ports::{Cond, Item, Key, QueryReq, SkCond, Table, WriteOp};
+use crate::ports::{Cond, Item, Key, QueryReq, SkCond, Store, Table, WriteOp};
 use crate::schema;
 use crate::services::analytics;
+use crate::services::batch::BatchView;
 use crate::services::events::{self, EventMode};
 use crate::services::leads::{lead_item, load_lead};
 use crate::services::notes::NoteService;
@@ -137,6 +139,32 @@ fn check_batch_size(t: &Tenant, n: usize, what: &str) -> Result<()> {
 /// item by item.
 fn is_store_failure(e: &Error) -> bool {
     matches!(e, Error::Internal(_) | Error::Unavailable(_))
+}
+
+/// The tier-3 lookup: the phone items of one normalised phone.
+fn phone_query(account_id: &str, phone: &str) -> QueryReq {
+    QueryReq {
+        table: Table::Leads,
+        index: None,
+        pk: schema::tenant_pk(account_id),
+        sk: SkCond::BeginsWith(schema::phone_prefix(phone)),
+        start_after: None,
+        descending: false,
+        limit: MAX_PHONE_CANDIDATES,
+    }
+}
+
+/// The tier-4 lookup: the first lead with this name in this city.
+fn name_city_query(account_id: &str, name: &str, city: &str) -> QueryReq {
+    QueryReq {
+        table: Table::Leads,
+        index: None,
+        pk: schema::tenant_pk(account_id),
+        sk: SkCond::BeginsWith(schema::name_city_prefix(&fold(name), &fold(city))),
+        start_after: None,
+        descending: false,
+        limit: 1,
+    }
 }
 
 /// Creating, merging, updating and deleting leads, one at a time or in batches.
@@ -266,6 +294,21 @@ impl IngestService {
         if removed.is_empty() && added.is_empty() {
             return Ok(());
         }
+        if claim_all {
+            // A new lead has nothing to release and claims every value unconditionally: the
+            // current markers would change nothing, so they are not read.
+            for k in added {
+                tx.push(
+                    Check::UniqueValue,
+                    WriteOp::Put {
+                        table: Table::Leads,
+                        item: Item::new(k, to_body(&serde_json::json!({ "id": lead_id }))?),
+                        cond: Cond::NotExists,
+                    },
+                );
+            }
+            return Ok(());
+        }
         let mut wanted = removed.clone();
         wanted.extend(added.iter().cloned());
         let current: HashMap<Key, Item> = self
@@ -344,19 +387,7 @@ impl IngestService {
         }
         let name = c.name.as_deref().unwrap_or_default();
         if let Some(phone) = text_of(c, TextField::Phone).and_then(normalize_phone) {
-            let page = self
-                .deps
-                .store
-                .query(&QueryReq {
-                    table: Table::Leads,
-                    index: None,
-                    pk: schema::tenant_pk(acct),
-                    sk: SkCond::BeginsWith(schema::phone_prefix(&phone)),
-                    start_after: None,
-                    descending: false,
-                    limit: MAX_PHONE_CANDIDATES,
-                })
-                .await?;
+            let page = self.deps.store.query(&phone_query(acct, &phone)).await?;
             let candidates: Vec<PhoneCandidate> = page
                 .items
                 .iter()
@@ -380,15 +411,7 @@ impl IngestService {
             let page = self
                 .deps
                 .store
-                .query(&QueryReq {
-                    table: Table::Leads,
-                    index: None,
-                    pk: schema::tenant_pk(acct),
-                    sk: SkCond::BeginsWith(schema::name_city_prefix(&fold(name), &fold(city))),
-                    start_after: None,
-                    descending: false,
-                    limit: 1,
-                })
+                .query(&name_city_query(acct, name, city))
                 .await?;
             if let Some(item) = page.items.first() {
                 let v: serde_json::Value = from_body(&item.body)?;
@@ -699,9 +722,50 @@ impl IngestService {
         ))
     }
 
+    /// The same service reading and writing through a fresh [`BatchView`] of the store.
+    fn on_view(&self) -> (Arc<BatchView>, IngestService) {
+        let view = Arc::new(BatchView::new(self.deps.store.clone()));
+        let store: Arc<dyn Store> = view.clone();
+        let mut deps = self.deps.clone();
+        deps.store = store.clone();
+        let svc = IngestService {
+            scoring: self.scoring.on_store(store),
+            notes: NoteService::new(deps.clone()),
+            deps,
+        };
+        (view, svc)
+    }
+
+    /// Commits what `view` holds in as few transactions as the store allows; answers the items
+    /// (in order) that must run again on the store itself: those of a transaction that failed
+    /// (a concurrent writer changed what the batch read, the plan's lead limit, a store
+    /// failure) and of every one after it, and items the view could not pack.
+    async fn commit_view<T>(&self, view: &BatchView, out: &[Result<T>]) -> Result<Vec<usize>> {
+        let plan = view.plan()?;
+        let (ops, items): (Vec<Vec<WriteOp>>, Vec<Vec<usize>>) = plan.chunks.into_iter().unzip();
+        let results = self.deps.store.transact_many(ops).await;
+        let committed = results.iter().take_while(|r| r.is_ok()).count();
+        let done: HashSet<usize> = items[..committed].iter().flatten().copied().collect();
+        let first = items[committed..]
+            .iter()
+            .flatten()
+            .chain(&plan.replay)
+            .copied()
+            .min();
+        Ok(match first {
+            // Everything after the first item not stored runs again, except what is stored;
+            // items that failed before it (invalid, over the limit) keep their answer.
+            Some(first) => (first..out.len()).filter(|i| !done.contains(i)).collect(),
+            None => Vec::new(),
+        })
+    }
+
     /// Pushes each item in order with deduplication (also against earlier items of the same
     /// batch). Items that failed validation at the edge come in as errors and are reported at
     /// their index. Records one `leads.created` and one `leads.updated` event for the batch.
+    ///
+    /// The items are decided one by one against a [`BatchView`], then committed together:
+    /// the outcomes are those of pushing them one after another, in far fewer writes.
     pub async fn batch_create(
         &self,
         t: &Tenant,
@@ -709,10 +773,105 @@ impl IngestService {
     ) -> Result<Vec<Result<PushOutcome>>> {
         check_batch_size(t, items.len(), "leads")?;
         let group = events::new_group(&self.deps);
+        let out = match self.batch_create_viewed(t, &items, &group).await? {
+            Some((mut outcomes, replay)) => {
+                let mut any_ok = outcomes
+                    .iter()
+                    .enumerate()
+                    .any(|(i, r)| r.is_ok() && !replay.contains(&i));
+                for i in replay {
+                    let r = match &items[i] {
+                        Ok(c) => self.push(t, c, EventMode::Member(&group)).await,
+                        Err(e) => Err(e.clone()),
+                    };
+                    if let Err(e) = &r
+                        && is_store_failure(e)
+                        && !any_ok
+                    {
+                        return Err(e.clone());
+                    }
+                    any_ok |= r.is_ok();
+                    outcomes[i] = r;
+                }
+                outcomes
+            }
+            None => self.batch_create_one_by_one(t, items, &group).await?,
+        };
+        events::fold_group(&self.deps, &t.account_id, &group, None).await?;
+        Ok(out)
+    }
+
+    /// The items of a batch decided on a view and committed together; `None` when a store
+    /// failure while deciding means the batch should run item by item instead. Returns the
+    /// outcomes and the items to run again (see [`IngestService::commit_view`]).
+    #[allow(clippy::type_complexity)]
+    async fn batch_create_viewed(
+        &self,
+        t: &Tenant,
+        items: &[Result<LeadChanges>],
+        group: &str,
+    ) -> Result<Option<(Vec<Result<PushOutcome>>, Vec<usize>)>> {
+        let (view, svc) = self.on_view();
+        let acct = &t.account_id;
+        // The first lookups of every item, read ahead: one read for the unique markers and
+        // the phone and name + city ranges a few at a time.
+        let mut markers = Vec::new();
+        let mut queries = Vec::new();
+        for c in items.iter().flatten() {
+            if let Some(e) = text_of(c, TextField::Email).and_then(normalize_email) {
+                markers.push(schema::email_marker_key(acct, &e));
+            }
+            if let Some(s) = text_of(c, TextField::SourceId) {
+                markers.push(schema::source_marker_key(acct, s));
+            }
+            if let Some(p) = text_of(c, TextField::Phone).and_then(normalize_phone) {
+                queries.push(phone_query(acct, &p));
+            }
+            if let Some(city) = text_of(c, TextField::City) {
+                queries.push(name_city_query(
+                    acct,
+                    c.name.as_deref().unwrap_or_default(),
+                    city,
+                ));
+            }
+        }
+        markers.sort();
+        markers.dedup();
+        if view.prefetch(Table::Leads, &markers).await.is_err()
+            || view.prefetch_queries(queries).await.is_err()
+        {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            view.set_item(i)?;
+            let r = match item {
+                Ok(c) => svc.push(t, c, EventMode::Member(group)).await,
+                Err(e) => Err(e.clone()),
+            };
+            if let Err(e) = &r
+                && is_store_failure(e)
+            {
+                return Ok(None);
+            }
+            out.push(r);
+        }
+        let replay = self.commit_view(&view, &out).await?;
+        Ok(Some((out, replay)))
+    }
+
+    /// [`IngestService::batch_create`] one push after another, as it ran before batches were
+    /// committed together (the fallback when the store fails while a batch is decided).
+    async fn batch_create_one_by_one(
+        &self,
+        t: &Tenant,
+        items: Vec<Result<LeadChanges>>,
+        group: &str,
+    ) -> Result<Vec<Result<PushOutcome>>> {
         let mut out: Vec<Result<PushOutcome>> = Vec::with_capacity(items.len());
         for item in items {
             let r = match item {
-                Ok(changes) => self.push(t, &changes, EventMode::Member(&group)).await,
+                Ok(changes) => self.push(t, &changes, EventMode::Member(group)).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = &r
@@ -723,11 +882,13 @@ impl IngestService {
             }
             out.push(r);
         }
-        events::fold_group(&self.deps, &t.account_id, &group, None).await?;
         Ok(out)
     }
 
     /// Runs `op` on each id in order within one batch group, then folds the group's events.
+    /// Like [`IngestService::batch_create`], the ids are first decided on a [`BatchView`]
+    /// (`op` gets the service to run on), then committed together; what cannot be committed
+    /// that way runs again on the store itself.
     async fn for_each_id<F, Fut>(
         &self,
         t: &Tenant,
@@ -735,21 +896,54 @@ impl IngestService {
         op: F,
     ) -> Result<Vec<IdOutcome>>
     where
-        F: Fn(LeadId, String) -> Fut,
+        F: Fn(IngestService, LeadId, String) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
         check_batch_size(t, ids.len(), "ids")?;
         let group = events::new_group(&self.deps);
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let result = match LeadId::parse(&id) {
-                Ok(lid) => op(lid, group.clone()).await,
+        let (view, svc) = self.on_view();
+        let keys: Vec<Key> = ids
+            .iter()
+            .filter_map(|id| LeadId::parse(id).ok())
+            .map(|id| schema::lead_key(&t.account_id, &id))
+            .collect();
+        let mut viewed = view.prefetch(Table::Leads, &keys).await.is_ok();
+        let mut results: Vec<Result<()>> = Vec::with_capacity(ids.len());
+        if viewed {
+            for (i, id) in ids.iter().enumerate() {
+                view.set_item(i)?;
+                let r = match LeadId::parse(id) {
+                    Ok(lid) => op(svc.clone(), lid, group.clone()).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = &r
+                    && is_store_failure(e)
+                {
+                    viewed = false;
+                    break;
+                }
+                results.push(r);
+            }
+        }
+        let replay: Vec<usize> = if viewed {
+            self.commit_view(&view, &results).await?
+        } else {
+            results.clear();
+            (0..ids.len()).collect()
+        };
+        results.resize_with(ids.len(), || Ok(()));
+        for i in replay {
+            results[i] = match LeadId::parse(&ids[i]) {
+                Ok(lid) => op(self.clone(), lid, group.clone()).await,
                 Err(e) => Err(e),
             };
-            out.push(IdOutcome { id, result });
         }
         events::fold_group(&self.deps, &t.account_id, &group, None).await?;
-        Ok(out)
+        Ok(ids
+            .into_iter()
+            .zip(results)
+            .map(|(id, result)| IdOutcome { id, result })
+            .collect())
     }
 
     /// Applies the same partial update to each id in order; one `leads.updated` event.
@@ -759,8 +953,8 @@ impl IngestService {
         ids: Vec<String>,
         changes: &LeadChanges,
     ) -> Result<Vec<IdOutcome>> {
-        self.for_each_id(t, ids, |id, group| async move {
-            self.update_with(t, &id, changes, EventMode::Member(&group))
+        self.for_each_id(t, ids, |svc, id, group| async move {
+            svc.update_with(t, &id, changes, EventMode::Member(&group))
                 .await
                 .map(|_| ())
         })
@@ -769,8 +963,8 @@ impl IngestService {
 
     /// Deletes each id in order; one `leads.deleted` event.
     pub async fn batch_delete(&self, t: &Tenant, ids: Vec<String>) -> Result<Vec<IdOutcome>> {
-        self.for_each_id(t, ids, |id, group| async move {
-            self.delete_with(t, &id, EventMode::Member(&group)).await
+        self.for_each_id(t, ids, |svc, id, group| async move {
+            svc.delete_with(t, &id, EventMode::Member(&group)).await
         })
         .await
     }

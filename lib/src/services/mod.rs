@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod attributes;
+pub(crate) mod batch;
 pub mod events;
 pub mod export;
 pub mod import;

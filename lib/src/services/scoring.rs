@@ -115,6 +115,13 @@ impl ScoringService {
         ScoringService { deps, queue, jobs }
     }
 
+    /// The same service reading and writing through `store` (a batch's view of the store).
+    pub(crate) fn on_store(&self, store: Arc<dyn crate::ports::Store>) -> Self {
+        let mut s = self.clone();
+        s.deps.store = store;
+        s
+    }
+
     /// The account's rules, highest priority first (then oldest first).
     pub async fn list_rules(&self, t: &Tenant) -> Result<Vec<ScoringRule>> {
         self.list_rules_of(&t.account_id).await

@@ -1,0 +1,673 @@
+//! Bulk writes in few transactions: a batch runs its items one by one, with the same code as
+//! single writes, against a [`BatchView`] of the store that keeps the batch's writes in memory
+//! and reads through to the store for everything else. When every item is decided, the view's
+//! net writes are packed into as few transactions as the store allows and committed in one
+//! [`Store::transact_many`] call (one fsync on the embedded store, 100-write transactions on
+//! DynamoDB).
+//!
+//! Why a view and not a second implementation of deduplication: an item of the batch must see
+//! what the items before it did (a later item merging into a lead an earlier one created, a
+//! marker an earlier merge moved), exactly as if they had been committed one after another.
+//! Running the one implementation against a view that holds those writes gives that by
+//! construction.
+//!
+//! Atomicity stays per item: the items whose writes touch a common item (a lead created and
+//! merged into, a marker handed from one lead to another) form one component, and a component
+//! is never split between transactions. Counters are the exception, by design: every item adds
+//! to the same analytics and lead counters, so each transaction carries one `Add` per counter
+//! with the sum of its own items' deltas (DynamoDB allows one operation per item in a
+//! transaction).
+//!
+//! Every net write carries a condition on what the view read before the batch (the version of
+//! an item it read, the absence of a key it created), so a concurrent writer that changed one
+//! of them makes that transaction fail; the caller then runs the items from there on again,
+//! one by one, on the store itself.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use crate::error::Error;
+use crate::ports::{
+    Cond, Item, Key, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page, Position, QueryReq, SkCond,
+    Store, StoreError, Table, WriteOp, check_transaction, transaction_bytes,
+};
+
+/// What the store held for a key before the batch, as far as the view knows.
+#[derive(Debug, Clone)]
+enum Base {
+    /// Not read: the view wrote without needing it.
+    Unknown,
+    /// Read: absent.
+    Absent,
+    /// Read: this item.
+    Present(Item),
+}
+
+/// What the batch left at a key.
+#[derive(Debug, Clone)]
+enum Now {
+    /// Not written (only read, or only counted).
+    Untouched,
+    /// Written: this item.
+    Item(Item),
+    /// Deleted.
+    Deleted,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    base: Base,
+    now: Now,
+    /// The first write found no item without reading one (`NotExists` on an unread key): the
+    /// commit keeps that condition.
+    must_be_absent: bool,
+    /// Sum of the batch's `Add`s on this key.
+    delta: i64,
+    /// The bound an `Add` carried, if any.
+    max: Option<i64>,
+}
+
+impl Entry {
+    fn unknown() -> Self {
+        Entry {
+            base: Base::Unknown,
+            now: Now::Untouched,
+            must_be_absent: false,
+            delta: 0,
+            max: None,
+        }
+    }
+
+    /// The item as the batch sees it now, if the view knows.
+    fn visible(&self) -> Option<Option<Item>> {
+        let mut item = match &self.now {
+            Now::Item(i) => Some(i.clone()),
+            Now::Deleted => None,
+            Now::Untouched => match &self.base {
+                Base::Unknown => return None,
+                Base::Absent => None,
+                Base::Present(i) => Some(i.clone()),
+            },
+        };
+        if self.delta != 0 {
+            let key_item = item.get_or_insert_with(|| Item::new(Key::new("", ""), Vec::new()));
+            key_item.counter += self.delta;
+        }
+        Some(item)
+    }
+}
+
+/// One transaction the view accepted, with the batch item it belongs to.
+#[derive(Debug)]
+struct Accepted {
+    item: usize,
+    /// Keys written (not counted).
+    keys: Vec<(Table, Key)>,
+    /// Counter additions: key, delta, bound.
+    adds: Vec<(Table, Key, i64, Option<i64>)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<(Table, Key), Entry>,
+    accepted: Vec<Accepted>,
+    /// The keys the batch wrote or deleted, in key order, for range queries.
+    written: BTreeSet<(u8, String, String)>,
+    current_item: usize,
+    queries: HashMap<String, Page>,
+}
+
+/// A store view that keeps a batch's writes in memory (see the module documentation).
+pub(crate) struct BatchView {
+    base: Arc<dyn Store>,
+    state: Mutex<State>,
+}
+
+/// Transactions ready to commit, each with the batch items it carries, and the items that
+/// cannot be committed from the view (a component too big for one transaction, and everything
+/// after it): they run again on the store itself.
+pub(crate) struct Plan {
+    /// Transactions in order, with the items each carries.
+    pub chunks: Vec<(Vec<WriteOp>, Vec<usize>)>,
+    /// Items to run again, one by one.
+    pub replay: Vec<usize>,
+}
+
+fn lock(m: &Mutex<State>) -> Result<std::sync::MutexGuard<'_, State>, Error> {
+    m.lock()
+        .map_err(|_| Error::internal("batch view lock poisoned"))
+}
+
+fn sk_matches(sk: &str, cond: &SkCond) -> bool {
+    match cond {
+        SkCond::Any => true,
+        SkCond::BeginsWith(p) => sk.starts_with(p.as_str()),
+        SkCond::Between(a, b) => sk >= a.as_str() && sk <= b.as_str(),
+        SkCond::Gt(v) => sk > v.as_str(),
+        SkCond::Ge(v) => sk >= v.as_str(),
+        SkCond::Lt(v) => sk < v.as_str(),
+        SkCond::Le(v) => sk <= v.as_str(),
+    }
+}
+
+impl BatchView {
+    /// A view over `base` with nothing written yet.
+    pub(crate) fn new(base: Arc<dyn Store>) -> Self {
+        BatchView {
+            base,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Attributes the transactions that follow to batch item `i`.
+    pub(crate) fn set_item(&self, i: usize) -> Result<(), Error> {
+        lock(&self.state)?.current_item = i;
+        Ok(())
+    }
+
+    /// Reads into the view the keys it does not know yet (one read per table).
+    async fn learn(&self, table: Table, keys: &[Key]) -> Result<(), Error> {
+        let unknown: Vec<Key> = {
+            let st = lock(&self.state)?;
+            keys.iter()
+                .filter(|k| {
+                    st.entries.get(&(table, (*k).clone())).is_none_or(|e| {
+                        matches!(e.base, Base::Unknown) && matches!(e.now, Now::Untouched)
+                    })
+                })
+                .cloned()
+                .collect()
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let found = self.base.batch_get(table, &unknown).await?;
+        let mut st = lock(&self.state)?;
+        let mut found: HashMap<Key, Item> = found.into_iter().map(|i| (i.key.clone(), i)).collect();
+        for k in unknown {
+            let e = st
+                .entries
+                .entry((table, k.clone()))
+                .or_insert_with(Entry::unknown);
+            if matches!(e.base, Base::Unknown) {
+                e.base = match found.remove(&k) {
+                    Some(i) => Base::Present(i),
+                    None => Base::Absent,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the keys of every batch item's first lookups ahead, in one read per table.
+    pub(crate) async fn prefetch(&self, table: Table, keys: &[Key]) -> Result<(), Error> {
+        self.learn(table, keys).await
+    }
+
+    /// Runs ahead the queries the items will make, several at a time.
+    pub(crate) async fn prefetch_queries(&self, reqs: Vec<QueryReq>) -> Result<(), Error> {
+        use futures_util::StreamExt;
+        let pages: Vec<Result<(String, Page), Error>> = futures_util::stream::iter(reqs)
+            .map(|req| async move {
+                let page = self.base.query(&req).await?;
+                Ok((format!("{req:?}"), page))
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let mut st = lock(&self.state)?;
+        for p in pages {
+            let (k, page) = p?;
+            st.queries.insert(k, page);
+        }
+        Ok(())
+    }
+
+    /// The net writes of the batch, packed into transactions (see [`Plan`]).
+    pub(crate) fn plan(&self) -> Result<Plan, Error> {
+        let st = lock(&self.state)?;
+        // Components: items joined by a common written key (union-find over item numbers).
+        let mut parent: HashMap<usize, usize> = HashMap::new();
+        fn find(parent: &mut HashMap<usize, usize>, x: usize) -> usize {
+            let p = *parent.entry(x).or_insert(x);
+            if p == x {
+                return x;
+            }
+            let r = find(parent, p);
+            parent.insert(x, r);
+            r
+        }
+        let mut owner: HashMap<&(Table, Key), usize> = HashMap::new();
+        for a in &st.accepted {
+            find(&mut parent, a.item);
+            for k in &a.keys {
+                if let Some(&other) = owner.get(k) {
+                    let (x, y) = (find(&mut parent, other), find(&mut parent, a.item));
+                    if x != y {
+                        // The smaller item number names the component.
+                        parent.insert(x.max(y), x.min(y));
+                    }
+                } else {
+                    owner.insert(k, a.item);
+                }
+            }
+        }
+        // Per component (by its first item): items, written keys, counter additions.
+        #[derive(Default)]
+        struct Comp {
+            items: Vec<usize>,
+            keys: Vec<(Table, Key)>,
+            adds: BTreeMap<(TableOrd, Key), (i64, Option<i64>)>,
+        }
+        let mut comps: BTreeMap<usize, Comp> = BTreeMap::new();
+        let mut seen_keys: HashSet<(Table, Key)> = HashSet::new();
+        for a in &st.accepted {
+            let root = find(&mut parent, a.item);
+            let c = comps.entry(root).or_default();
+            if !c.items.contains(&a.item) {
+                c.items.push(a.item);
+            }
+            for k in &a.keys {
+                if seen_keys.insert(k.clone()) {
+                    c.keys.push(k.clone());
+                }
+            }
+            for (t, k, d, m) in &a.adds {
+                let e = c.adds.entry((TableOrd(*t), k.clone())).or_insert((0, None));
+                e.0 += d;
+                e.1 = e.1.or(*m);
+            }
+        }
+        let mut plan = Plan {
+            chunks: Vec::new(),
+            replay: Vec::new(),
+        };
+        let mut cur_ops: Vec<WriteOp> = Vec::new();
+        let mut cur_adds: BTreeMap<(TableOrd, Key), (i64, Option<i64>)> = BTreeMap::new();
+        let mut cur_items: Vec<usize> = Vec::new();
+        let mut stop_at: Option<usize> = None;
+        for (root, c) in comps {
+            if stop_at.is_some() {
+                plan.replay.extend(c.items);
+                continue;
+            }
+            let mut ops = Vec::with_capacity(c.keys.len());
+            for k in &c.keys {
+                if let Some(op) = net_op(k, &st.entries[k])? {
+                    ops.push(op);
+                }
+            }
+            // Try it in the current transaction, else in a new one; alone it must fit.
+            let mut merged_adds = cur_adds.clone();
+            for (k, (d, m)) in &c.adds {
+                let e = merged_adds.entry(k.clone()).or_insert((0, None));
+                e.0 += d;
+                e.1 = e.1.or(*m);
+            }
+            let candidate = assemble(&cur_ops, &ops, &merged_adds);
+            if fits(&candidate) {
+                cur_ops.extend(ops);
+                cur_adds = merged_adds;
+                cur_items.extend(c.items);
+                continue;
+            }
+            let alone = assemble(&[], &ops, &c.adds);
+            if !fits(&alone) {
+                stop_at = Some(root);
+                plan.replay.extend(c.items);
+                continue;
+            }
+            if !cur_ops.is_empty() || !cur_adds.is_empty() {
+                plan.chunks.push((
+                    assemble(&cur_ops, &[], &cur_adds),
+                    std::mem::take(&mut cur_items),
+                ));
+            }
+            cur_ops = ops;
+            cur_adds = c.adds;
+            cur_items = c.items;
+        }
+        if !cur_items.is_empty() {
+            plan.chunks
+                .push((assemble(&cur_ops, &[], &cur_adds), cur_items));
+        }
+        for (_, items) in &mut plan.chunks {
+            items.sort_unstable();
+        }
+        plan.replay.sort_unstable();
+        Ok(plan)
+    }
+}
+
+/// `Table` in a sorted map (the port's enum has no order of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TableOrd(Table);
+
+impl TableOrd {
+    fn rank(self) -> u8 {
+        match self.0 {
+            Table::Leads => 0,
+            Table::Accounts => 1,
+            Table::Outbox => 2,
+        }
+    }
+}
+
+impl PartialOrd for TableOrd {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TableOrd {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+fn assemble(
+    ops: &[WriteOp],
+    more: &[WriteOp],
+    adds: &BTreeMap<(TableOrd, Key), (i64, Option<i64>)>,
+) -> Vec<WriteOp> {
+    let mut out: Vec<WriteOp> = ops.iter().chain(more).cloned().collect();
+    for ((t, k), (d, m)) in adds {
+        // A zero sum changes nothing and cannot pass a bound it did not pass before.
+        if *d != 0 {
+            out.push(WriteOp::Add {
+                table: t.0,
+                key: k.clone(),
+                delta: *d,
+                max: *m,
+            });
+        }
+    }
+    out
+}
+
+fn fits(ops: &[WriteOp]) -> bool {
+    ops.len() <= MAX_TRANSACTION_OPS
+        && transaction_bytes(ops) <= MAX_TRANSACTION_BYTES
+        && check_transaction(ops).is_ok()
+}
+
+/// The write that takes `key` from what the store held before the batch to what the batch left,
+/// conditioned on the store still holding what the view read.
+fn net_op(key: &(Table, Key), e: &Entry) -> Result<Option<WriteOp>, Error> {
+    let (table, key) = (key.0, key.1.clone());
+    let cond = match &e.base {
+        Base::Present(i) => Cond::Version(i.version),
+        Base::Absent => Cond::NotExists,
+        Base::Unknown if e.must_be_absent => Cond::NotExists,
+        Base::Unknown => Cond::Always,
+    };
+    if e.delta != 0 && !matches!(e.now, Now::Untouched) {
+        return Err(Error::internal(
+            "batch view: an item both written and counted in one batch",
+        ));
+    }
+    Ok(match &e.now {
+        Now::Untouched => None,
+        Now::Item(item) => Some(WriteOp::Put {
+            table,
+            item: item.clone(),
+            cond,
+        }),
+        // Created and deleted within the batch: nothing to write.
+        Now::Deleted if cond == Cond::NotExists => None,
+        Now::Deleted => Some(WriteOp::Delete { table, key, cond }),
+    })
+}
+
+#[async_trait]
+impl Store for BatchView {
+    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, Error> {
+        Ok(self
+            .batch_get(table, std::slice::from_ref(key))
+            .await?
+            .pop())
+    }
+
+    async fn batch_get(&self, table: Table, keys: &[Key]) -> Result<Vec<Item>, Error> {
+        self.learn(table, keys).await?;
+        let st = lock(&self.state)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            if let Some(e) = st.entries.get(&(table, k.clone()))
+                && let Some(Some(mut item)) = e.visible()
+            {
+                item.key = k.clone();
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn query(&self, req: &QueryReq) -> Result<Page, Error> {
+        if req.index.is_some() {
+            return Err(Error::internal(
+                "batch view: index queries are not served inside a batch",
+            ));
+        }
+        let in_range = |t: Table, k: &Key| {
+            t == req.table
+                && k.pk == req.pk
+                && sk_matches(&k.sk, &req.sk)
+                && req.start_after.as_ref().is_none_or(|p| {
+                    if req.descending {
+                        k.sk < p.key.sk
+                    } else {
+                        k.sk > p.key.sk
+                    }
+                })
+        };
+        // The batch's own items of the range, and how many of the store's it hides.
+        let (mine, hidden) = {
+            let st = lock(&self.state)?;
+            let mut mine: BTreeMap<String, Option<Item>> = BTreeMap::new();
+            let mut hidden = 0u32;
+            let rank = TableOrd(req.table).rank();
+            let from = match &req.sk {
+                SkCond::BeginsWith(p) | SkCond::Ge(p) | SkCond::Gt(p) | SkCond::Between(p, _) => {
+                    p.clone()
+                }
+                _ => String::new(),
+            };
+            let start = (rank, req.pk.clone(), from);
+            for (_, pk, sk) in st.written.range(start..) {
+                if pk != &req.pk {
+                    break;
+                }
+                if let SkCond::BeginsWith(p) = &req.sk
+                    && !sk.starts_with(p.as_str())
+                {
+                    break;
+                }
+                let k = Key::new(pk.clone(), sk.clone());
+                let t = req.table;
+                if !in_range(t, &k) {
+                    continue;
+                }
+                let Some(e) = st.entries.get(&(t, k.clone())) else {
+                    continue;
+                };
+                match &e.now {
+                    Now::Item(i) => {
+                        mine.insert(k.sk.clone(), Some(i.clone()));
+                    }
+                    Now::Deleted => {
+                        mine.insert(k.sk.clone(), None);
+                        hidden += 1;
+                    }
+                    Now::Untouched => {}
+                }
+            }
+            (mine, hidden)
+        };
+        let mut base_req = req.clone();
+        base_req.limit = req.limit.saturating_add(hidden);
+        let cache_key = format!("{base_req:?}");
+        let cached = lock(&self.state)?.queries.get(&cache_key).cloned();
+        let page = match cached {
+            Some(p) => p,
+            None => {
+                let p = self.base.query(&base_req).await?;
+                lock(&self.state)?.queries.insert(cache_key, p.clone());
+                p
+            }
+        };
+        let mut merged: BTreeMap<String, Item> = BTreeMap::new();
+        for i in page.items {
+            merged.insert(i.key.sk.clone(), i);
+        }
+        // Items of the store past its page may sort before the batch's own: only batch items up
+        // to the store page's end count when the store had more.
+        let bound = page
+            .last
+            .as_ref()
+            .map(|p| p.key.sk.clone())
+            .filter(|_| base_req.limit > 0);
+        for (sk, item) in mine {
+            if let Some(b) = &bound {
+                let beyond = if req.descending { &sk < b } else { &sk > b };
+                if beyond && item.is_some() {
+                    continue;
+                }
+            }
+            match item {
+                Some(i) => {
+                    merged.insert(sk, i);
+                }
+                None => {
+                    merged.remove(&sk);
+                }
+            }
+        }
+        let mut items: Vec<Item> = merged.into_values().collect();
+        if req.descending {
+            items.reverse();
+        }
+        items.truncate(req.limit as usize);
+        let last = match items.last() {
+            Some(i) if items.len() == req.limit as usize => Some(Position {
+                key: i.key.clone(),
+                index: None,
+            }),
+            _ => None,
+        };
+        Ok(Page { items, last })
+    }
+
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        check_transaction(&ops)?;
+        // What conditions need and the view does not know yet is read first.
+        let mut to_read: HashMap<Table, Vec<Key>> = HashMap::new();
+        for op in &ops {
+            let needs = match op {
+                WriteOp::Put { cond, .. }
+                | WriteOp::Delete { cond, .. }
+                | WriteOp::Check { cond, .. } => matches!(cond, Cond::Exists | Cond::Version(_)),
+                WriteOp::Add { max, .. } => max.is_some(),
+            };
+            if needs {
+                let (t, k) = op.target();
+                to_read.entry(t).or_default().push(k.clone());
+            }
+        }
+        for (t, keys) in to_read {
+            self.learn(t, &keys).await?;
+        }
+        let mut st = lock(&self.state)?;
+        // Conditions first, all of them, so that a failure writes nothing.
+        for (i, op) in ops.iter().enumerate() {
+            let (t, k) = op.target();
+            let entry = st.entries.get(&(t, k.clone()));
+            let visible = entry.and_then(Entry::visible);
+            let holds = match op {
+                WriteOp::Put { cond, .. }
+                | WriteOp::Delete { cond, .. }
+                | WriteOp::Check { cond, .. } => match (cond, &visible) {
+                    (Cond::Always, _) => true,
+                    // Unread and unwritten: assumed absent, and the commit says so.
+                    (Cond::NotExists, None) => true,
+                    (Cond::NotExists, Some(v)) => v.is_none(),
+                    (Cond::Exists, v) => v.as_ref().is_some_and(Option::is_some),
+                    (Cond::Version(want), v) => v
+                        .as_ref()
+                        .and_then(Option::as_ref)
+                        .is_some_and(|i| i.version == *want),
+                },
+                WriteOp::Add { delta, max, .. } => match max {
+                    None => true,
+                    Some(m) => {
+                        let cur = visible.flatten().map_or(0, |i| i.counter);
+                        cur + delta <= *m
+                    }
+                },
+            };
+            if !holds {
+                return Err(StoreError::ConditionFailed(i));
+            }
+        }
+        let mut accepted = Accepted {
+            item: st.current_item,
+            keys: Vec::new(),
+            adds: Vec::new(),
+        };
+        let mut st_written = Vec::new();
+        for op in ops {
+            let (t, k) = op.target();
+            let k = k.clone();
+            let e = st
+                .entries
+                .entry((t, k.clone()))
+                .or_insert_with(Entry::unknown);
+            match op {
+                WriteOp::Put { item, cond, .. } => {
+                    st_written.push((TableOrd(t).rank(), k.pk.clone(), k.sk.clone()));
+                    if matches!(e.base, Base::Unknown)
+                        && matches!(e.now, Now::Untouched)
+                        && cond == Cond::NotExists
+                    {
+                        e.must_be_absent = true;
+                    }
+                    e.now = Now::Item(item);
+                    accepted.keys.push((t, k));
+                }
+                WriteOp::Delete { cond, .. } => {
+                    st_written.push((TableOrd(t).rank(), k.pk.clone(), k.sk.clone()));
+                    if matches!(e.base, Base::Unknown)
+                        && matches!(e.now, Now::Untouched)
+                        && cond == Cond::NotExists
+                    {
+                        e.must_be_absent = true;
+                    }
+                    e.now = Now::Deleted;
+                    accepted.keys.push((t, k));
+                }
+                WriteOp::Add { delta, max, .. } => {
+                    e.delta += delta;
+                    e.max = e.max.or(max);
+                    accepted.adds.push((t, k, delta, max));
+                }
+                WriteOp::Check { .. } => {}
+            }
+        }
+        st.written.extend(st_written);
+        st.accepted.push(accepted);
+        Ok(())
+    }
+
+    async fn scan(
+        &self,
+        _table: Table,
+        _start_after: Option<Key>,
+        _limit: u32,
+    ) -> Result<Page, Error> {
+        Err(Error::internal(
+            "batch view: scans are not served inside a batch",
+        ))
+    }
+}
