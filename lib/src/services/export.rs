@@ -29,8 +29,8 @@ use crate::domain::query::{Sort, SortValue};
 use crate::domain::table::{Cell, Columns, neutralise, push_rfc3339, rfc3339};
 use crate::error::{Error, Result};
 use crate::ports::{LeadScan, ObjectStore};
-use crate::services::{Deps, from_body};
 use crate::services::leads::{LeadService, ListRequest, MAX_LIMIT};
+use crate::services::{Deps, from_body};
 
 /// Default lifetime of a `delivery=url` link (15 minutes).
 pub const DEFAULT_LINK_TTL_SECS: u64 = 15 * 60;
