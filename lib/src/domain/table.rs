@@ -168,15 +168,48 @@ pub fn restore_text(s: &str) -> &str {
 
 /// Unix seconds as an RFC 3339 UTC timestamp, e.g. `2026-11-30T22:30:00Z`.
 pub fn rfc3339(secs: i64) -> String {
+    let mut s = String::with_capacity(20);
+    push_rfc3339(secs, &mut s);
+    s
+}
+
+/// Appends [`rfc3339`]'s text of `secs` to `out`. Exports write three timestamps per row, so
+/// this formats the digits by hand instead of going through `format!`.
+pub fn push_rfc3339(secs: i64, out: &mut String) {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    if !(0..=9999).contains(&y) {
+        // Outside four-digit years the fixed layout does not fit; rare enough for `format!`.
+        use std::fmt::Write as _;
+        let _ = write!(
+            out,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        );
+        return;
+    }
+    let two = |out: &mut String, v: u32| {
+        out.push(char::from(b'0' + (v / 10) as u8));
+        out.push(char::from(b'0' + (v % 10) as u8));
+    };
+    let y = y as u32;
+    two(out, y / 100);
+    two(out, y % 100);
+    out.push('-');
+    two(out, m);
+    out.push('-');
+    two(out, d);
+    out.push('T');
+    let rem = rem as u32;
+    two(out, rem / 3600);
+    out.push(':');
+    two(out, rem % 3600 / 60);
+    out.push(':');
+    two(out, rem % 60);
+    out.push('Z');
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
@@ -275,6 +308,9 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_703_520_000), "2023-12-25T16:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        // Past four-digit years the layout widens instead of wrapping.
+        assert_eq!(rfc3339(253_402_300_800), "10000-01-01T00:00:00Z");
     }
 
     #[test]

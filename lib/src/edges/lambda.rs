@@ -56,6 +56,25 @@ pub async fn run_export_streaming() -> Result<(), lambda_http::Error> {
             return Err(e);
         }
     };
+    serve_streaming(svc).await
+}
+
+/// Serves `svc` — the router of [`service`] — to the Lambda Runtime API named by
+/// `AWS_LAMBDA_RUNTIME_API`, streaming every response (Function URL payload 2.0 in, the
+/// `RESPONSE_STREAM` protocol out: a metadata prelude, then the body as it is produced). It
+/// runs until the runtime stops; [`run_export_streaming`] calls it, and the tests drive it
+/// against a stand-in Runtime API.
+pub async fn serve_streaming<S>(svc: S) -> Result<(), lambda_http::Error>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + 'static,
+{
     lambda_http::run_with_streaming_response(lambda_http::service_fn(
         move |req: lambda_http::Request| {
             let svc = svc.clone();

@@ -25,12 +25,12 @@ use tokio::io::AsyncReadExt;
 use crate::domain::account::Tenant;
 use crate::domain::filter::FilterSet;
 use crate::domain::lead::Lead;
-use crate::domain::query::Sort;
-use crate::domain::table::{Cell, Columns, neutralise, rfc3339};
+use crate::domain::query::{Sort, SortValue};
+use crate::domain::table::{Cell, Columns, neutralise, push_rfc3339, rfc3339};
 use crate::error::{Error, Result};
-use crate::ports::ObjectStore;
-use crate::services::Deps;
+use crate::ports::{LeadScan, ObjectStore};
 use crate::services::leads::{LeadService, ListRequest, MAX_LIMIT};
+use crate::services::{Deps, from_body};
 
 /// Default lifetime of a `delivery=url` link (15 minutes).
 pub const DEFAULT_LINK_TTL_SECS: u64 = 15 * 60;
@@ -216,17 +216,7 @@ impl ExportService {
                 }
             }
             Format::Csv | Format::Xlsx => {
-                let mut names = BTreeSet::new();
-                let mut scan = self.pages(t, &req.sort, &req.filters);
-                while let Some(page) = scan.next().await? {
-                    for lead in &page {
-                        for a in &lead.attributes {
-                            if !names.contains(&a.name) {
-                                names.insert(a.name.clone());
-                            }
-                        }
-                    }
-                }
+                let names = self.attribute_names(t, req).await?;
                 let columns = Columns::new(names);
                 if req.format == Format::Csv {
                     State::Csv {
@@ -253,8 +243,57 @@ impl ExportService {
             file_name: format!("leads-{stamp}.{}", req.format.as_str()),
             rows: 0,
             bytes: 0,
+            created_at: now,
             state,
         })
+    }
+
+    /// Every attribute name of the leads an export holds (the `attr:<name>` columns of CSV and
+    /// XLSX). Without filters on a store with its own lead index, every lead of the tenant is in
+    /// the export, so the pass reads the stored bodies straight from the index and decodes only
+    /// what it needs of each (its id, its creation time and its attributes' names); otherwise it
+    /// walks the export's own list pages.
+    async fn attribute_names(&self, t: &Tenant, req: &ExportRequest) -> Result<BTreeSet<String>> {
+        let mut names = BTreeSet::new();
+        match self.deps.store.lead_index() {
+            Some(index) if req.filters.is_empty() => {
+                let partition = crate::schema::tenant_pk(&t.account_id);
+                let sort = Sort::default();
+                let mut after: Option<(SortValue, String)> = None;
+                loop {
+                    let bodies = index
+                        .scan_leads(LeadScan {
+                            partition: &partition,
+                            filters: &req.filters,
+                            sort: &sort,
+                            after: after.as_ref().map(|(v, id)| (v, id.as_str())),
+                            limit: MAX_LIMIT,
+                        })
+                        .await?;
+                    let mut last = None;
+                    for body in &bodies {
+                        let names_of: AttributeNames = from_body(body)?;
+                        add_names(&mut names, names_of.attributes.iter().map(|a| &a.name));
+                        last = Some(names_of);
+                    }
+                    match last {
+                        Some(l) if bodies.len() as u32 == MAX_LIMIT => {
+                            after = Some((SortValue::Num(l.created_at as f64), l.id));
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            _ => {
+                let mut scan = self.pages(t, &req.sort, &req.filters);
+                while let Some(page) = scan.next().await? {
+                    for lead in &page {
+                        add_names(&mut names, lead.attributes.iter().map(|a| &a.name));
+                    }
+                }
+            }
+        }
+        Ok(names)
     }
 
     /// Writes the export to object storage and returns a link to it (`delivery=url`).
@@ -322,6 +361,31 @@ impl ExportService {
     }
 }
 
+/// Adds the names not seen yet (allocating only for those).
+fn add_names<'a>(names: &mut BTreeSet<String>, attrs: impl Iterator<Item = &'a String>) {
+    for name in attrs {
+        if !names.contains(name) {
+            names.insert(name.clone());
+        }
+    }
+}
+
+/// What the attribute-name pass decodes of a stored lead; serde skips the rest of the body
+/// without building it.
+#[derive(serde::Deserialize)]
+struct AttributeNames {
+    id: String,
+    created_at: i64,
+    #[serde(default)]
+    attributes: Vec<AttributeName>,
+}
+
+/// An attribute's name, the rest of it skipped.
+#[derive(serde::Deserialize)]
+struct AttributeName {
+    name: String,
+}
+
 enum State {
     Csv {
         pages: LeadPages,
@@ -349,6 +413,9 @@ pub struct Export {
     pub file_name: String,
     rows: u64,
     bytes: u64,
+    /// When the export was opened (Unix seconds, the service clock): the workbook's creation
+    /// time, so the same export at the same moment is the same file however it is delivered.
+    created_at: i64,
     state: State,
 }
 
@@ -430,7 +497,7 @@ impl Export {
                 file,
             } => {
                 if let Some(pages) = pages.take() {
-                    let (f, rows) = build_xlsx(pages, columns.clone()).await?;
+                    let (f, rows) = build_xlsx(pages, columns.clone(), self.created_at).await?;
                     self.rows = rows;
                     *file = Some(f);
                 }
@@ -486,7 +553,7 @@ fn write_csv_rows(w: &mut csv::Writer<Vec<u8>>, columns: &Columns, page: &[Lead]
                     }
                 }
                 Cell::Time(t) => {
-                    num = rfc3339(*t);
+                    push_rfc3339(*t, &mut num);
                     num.as_bytes()
                 }
             };
@@ -501,9 +568,13 @@ fn write_csv_rows(w: &mut csv::Writer<Vec<u8>>, columns: &Columns, page: &[Lead]
 /// file as it is written) on a blocking thread fed page by page, then hands back the finished
 /// file, rewound. The zip container needs the whole sheet before its directory is written, so
 /// the XLSX bytes start once the last page is read; memory stays flat all the same.
-async fn build_xlsx(mut pages: LeadPages, columns: Columns) -> Result<(tokio::fs::File, u64)> {
+async fn build_xlsx(
+    mut pages: LeadPages,
+    columns: Columns,
+    created_at: i64,
+) -> Result<(tokio::fs::File, u64)> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Lead>>(2);
-    let writer = tokio::task::spawn_blocking(move || write_xlsx(&columns, rx));
+    let writer = tokio::task::spawn_blocking(move || write_xlsx(&columns, created_at, rx));
     let mut fed: Result<()> = Ok(());
     loop {
         match pages.next().await {
@@ -532,10 +603,13 @@ fn xlsx_err(e: rust_xlsxwriter::XlsxError) -> Error {
 
 fn write_xlsx(
     columns: &Columns,
+    created_at: i64,
     mut rx: tokio::sync::mpsc::Receiver<Vec<Lead>>,
 ) -> Result<(std::fs::File, u64)> {
-    use rust_xlsxwriter::{ExcelDateTime, Format as XFormat, Workbook};
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format as XFormat, Workbook};
     let mut wb = Workbook::new();
+    let created = ExcelDateTime::from_timestamp(created_at).map_err(xlsx_err)?;
+    wb.set_properties(&DocProperties::new().set_creation_datetime(&created));
     let bold = XFormat::new().set_bold();
     let date = XFormat::new().set_num_format("yyyy-mm-dd hh:mm:ss");
     let headers = columns.headers();
