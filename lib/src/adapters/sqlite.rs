@@ -511,6 +511,62 @@ fn sk_clause(col: &str, sk: &SkCond, args: &mut Vec<SqlValue>) -> String {
     }
 }
 
+/// One end of a key range: the key, and whether it is itself in the range.
+type Bound = Option<(String, bool)>;
+
+/// The tighter of two lower (`lower = true`) or upper bounds.
+fn tighter(a: Bound, b: Bound, lower: bool) -> Bound {
+    match (a, b) {
+        (None, x) | (x, None) => x,
+        (Some((ka, ia)), Some((kb, ib))) => Some(match ka.cmp(&kb) {
+            std::cmp::Ordering::Equal => (ka, ia && ib),
+            std::cmp::Ordering::Greater if lower => (ka, ia),
+            std::cmp::Ordering::Less if !lower => (ka, ia),
+            _ => (kb, ib),
+        }),
+    }
+}
+
+/// The key condition and the resume position as one range with at most one bound at each end.
+/// SQLite seeks on a single lower bound: given `sk >= prefix AND sk > resume`, it seeks to the
+/// prefix and tests every key up to the resume point, so every later page of a long partition
+/// would rescan it from the start.
+fn range_clause(
+    col: &str,
+    sk: &SkCond,
+    resume: Option<&str>,
+    descending: bool,
+    args: &mut Vec<SqlValue>,
+) -> String {
+    let incl = |v: &str| Some((v.to_string(), true));
+    let excl = |v: &str| Some((v.to_string(), false));
+    let (mut lower, mut upper): (Bound, Bound) = match sk {
+        SkCond::Any => (None, None),
+        SkCond::BeginsWith(p) => (incl(p), prefix_upper_bound(p).map(|u| (u, false))),
+        SkCond::Between(a, b) => (incl(a), incl(b)),
+        SkCond::Gt(v) => (excl(v), None),
+        SkCond::Ge(v) => (incl(v), None),
+        SkCond::Lt(v) => (None, excl(v)),
+        SkCond::Le(v) => (None, incl(v)),
+    };
+    if let Some(r) = resume {
+        if descending {
+            upper = tighter(upper, excl(r), false);
+        } else {
+            lower = tighter(lower, excl(r), true);
+        }
+    }
+    let mut sql = String::new();
+    for (bound, op_in, op_ex) in [(lower, ">=", ">"), (upper, "<=", "<")] {
+        if let Some((key, inclusive)) = bound {
+            args.push(SqlValue::Text(key));
+            let op = if inclusive { op_in } else { op_ex };
+            sql.push_str(&format!(" AND {col} {op} ?{}", args.len()));
+        }
+    }
+    sql
+}
+
 /// The SQL and arguments of a query; the last column is the index sort key (NULL on the base
 /// table). Expired items are filtered in SQL so that `LIMIT` counts live items only: a page is
 /// short only at the end of the range, as the port promises.
@@ -521,15 +577,11 @@ fn query_sql(req: &QueryReq, now: i64) -> (String, Vec<SqlValue>) {
     let mut args: Vec<SqlValue> = vec![SqlValue::Text(tbl.into()), SqlValue::Text(req.pk.clone())];
     let mut sql = match req.index {
         None => {
-            let mut sql = format!(
+            let resume = req.start_after.as_ref().map(|p| p.key.sk.as_str());
+            format!(
                 "SELECT {ITEM_COLS}, NULL FROM items i WHERE i.tbl=?1 AND i.pk=?2{}",
-                sk_clause("i.sk", &req.sk, &mut args)
-            );
-            if let Some(pos) = &req.start_after {
-                args.push(SqlValue::Text(pos.key.sk.clone()));
-                sql.push_str(&format!(" AND i.sk {cmp} ?{}", args.len()));
-            }
-            sql
+                range_clause("i.sk", &req.sk, resume, req.descending, &mut args)
+            )
         }
         Some(index) => {
             args.push(SqlValue::Text(index.into()));
