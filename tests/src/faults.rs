@@ -1,5 +1,5 @@
-//! A store that misbehaves on purpose, for the reliability tests: a chosen fraction of calls
-//! fail the way DynamoDB fails in production.
+//! A store and a jobs queue that misbehave on purpose, for the reliability tests: a chosen
+//! fraction of calls fail the way DynamoDB and SQS fail in production.
 //!
 //! Each injected fault is one the adapters really surface through the store port:
 //! - `Throttled`: `ProvisionedThroughputExceeded` / `ThrottlingException` (nothing happened;
@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use klozeo_core::Error;
 use klozeo_core::error::Code;
-use klozeo_core::ports::{Item, Key, Page, QueryReq, Store, StoreError, Table, WriteOp};
+use klozeo_core::ports::{
+    Item, JobQueue, JobSource, Key, OutMessage, Page, QueryReq, Received, Store, StoreError, Table,
+    WriteOp,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -151,5 +154,141 @@ impl Store for FaultyStore {
             Roll::Pass => self.inner.scan(table, start_after, limit).await,
             _ => Err(self.throttled()),
         }
+    }
+}
+
+/// How many faults the [`FaultyQueue`] injected, by kind.
+#[derive(Debug, Default)]
+pub struct QueueFaultCounts {
+    /// Acknowledgements dropped: the work was done, the message stays and comes back.
+    pub acks_dropped: AtomicU64,
+    /// Messages handed out twice in one receive (a duplicate delivery).
+    pub duplicated: AtomicU64,
+    /// Sends refused before anything was queued.
+    pub sends_failed: AtomicU64,
+    /// Sends that queued the messages and then answered a failure (the caller's retry queues
+    /// them again).
+    pub sends_lost_answer: AtomicU64,
+}
+
+impl QueueFaultCounts {
+    /// Every injected fault.
+    pub fn injected(&self) -> u64 {
+        self.acks_dropped.load(Ordering::Relaxed)
+            + self.duplicated.load(Ordering::Relaxed)
+            + self.sends_failed.load(Ordering::Relaxed)
+            + self.sends_lost_answer.load(Ordering::Relaxed)
+    }
+}
+
+/// The jobs queue (both sides) in front of a real one, misbehaving the way SQS is allowed to:
+/// at-least-once delivery means an acknowledgement can be lost (the message comes back after
+/// its lease) and a message can be received twice; a send can fail, or succeed and answer a
+/// failure. `rate_per_mille` of the calls (of each message, for receives) misbehave.
+///
+/// The lease a receiver asks for is shortened to `lease`, so a message whose
+/// acknowledgement was dropped comes back within the test's time.
+pub struct FaultyQueue<Q> {
+    inner: Arc<Q>,
+    rate_per_mille: u32,
+    lease: std::time::Duration,
+    enabled: AtomicBool,
+    rng: Mutex<StdRng>,
+    /// What was injected so far.
+    pub counts: QueueFaultCounts,
+}
+
+impl<Q> FaultyQueue<Q> {
+    /// Wraps `inner` (seeded, so a failure replays).
+    pub fn new(
+        inner: Arc<Q>,
+        rate_per_mille: u32,
+        lease: std::time::Duration,
+        seed: u64,
+    ) -> Arc<Self> {
+        Arc::new(FaultyQueue {
+            inner,
+            rate_per_mille,
+            lease,
+            enabled: AtomicBool::new(true),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            counts: QueueFaultCounts::default(),
+        })
+    }
+
+    /// Turns injection on or off.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether this call misbehaves, and a second roll (0..2) for which way.
+    fn roll(&self) -> Option<u32> {
+        if !self.enabled.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        (rng.random_range(0..1000) < self.rate_per_mille).then(|| rng.random_range(0..2))
+    }
+}
+
+#[async_trait::async_trait]
+impl<Q: JobQueue + 'static> JobQueue for FaultyQueue<Q> {
+    async fn send(&self, messages: Vec<OutMessage>) -> Result<(), Error> {
+        match self.roll() {
+            None => self.inner.send(messages).await,
+            Some(0) => {
+                self.counts.sends_failed.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Unavailable(
+                    "injected: SQS SendMessage failed".into(),
+                ))
+            }
+            Some(_) => {
+                self.inner.send(messages).await?;
+                self.counts
+                    .sends_lost_answer
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(Error::Unavailable(
+                    "injected: SQS SendMessage timed out after queueing".into(),
+                ))
+            }
+        }
+    }
+
+    async fn dead_letter(&self, body: String) -> Result<(), Error> {
+        self.inner.dead_letter(body).await
+    }
+
+    fn max_delay_secs(&self) -> u32 {
+        self.inner.max_delay_secs()
+    }
+}
+
+#[async_trait::async_trait]
+impl<Q: JobSource + 'static> JobSource for FaultyQueue<Q> {
+    async fn receive(&self, max: u32, _lease: std::time::Duration) -> Result<Vec<Received>, Error> {
+        let got = self.inner.receive(max, self.lease).await?;
+        let mut out = Vec::with_capacity(got.len());
+        for m in got {
+            if self.roll().is_some() {
+                self.counts.duplicated.fetch_add(1, Ordering::Relaxed);
+                out.push(m.clone());
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, handle: &str) -> Result<(), Error> {
+        if self.roll().is_some() {
+            self.counts.acks_dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::Unavailable(
+                "injected: SQS DeleteMessage failed (receipt handle expired)".into(),
+            ));
+        }
+        self.inner.ack(handle).await
+    }
+
+    async fn wait(&self) {
+        self.inner.wait().await
     }
 }

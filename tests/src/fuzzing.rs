@@ -23,13 +23,14 @@ use klozeo_core::ports::UuidIds;
 use tower::ServiceExt as _;
 
 /// The named targets, as the corpus directories and the cargo-fuzz binaries are called.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "filter",
     "scoring",
     "cursor",
     "webhook_url",
     "api_body",
     "oauth_uri",
+    "csv_import",
 ];
 
 /// Runs the target called `name` on `data`; panics when a property breaks.
@@ -41,6 +42,7 @@ pub fn run(name: &str, data: &[u8]) {
         "webhook_url" => webhook_url(data),
         "api_body" => api_body(data),
         "oauth_uri" => oauth_uri(data),
+        "csv_import" => csv_import(data),
         other => panic!("no fuzz target called {other}"),
     }
 }
@@ -192,6 +194,46 @@ pub fn oauth_uri(data: &[u8]) {
             u.username().is_empty() && u.password().is_none(),
             "{text:?}"
         );
+/// Rows read per input (a row needs at least a line break, so inputs of fuzzing size stay
+/// below it).
+const MAX_IMPORT_ROWS: usize = 4096;
+
+/// An import file (`klozeo import`, CSV or JSON): the header and every row parse into lead
+/// changes or fail with a 400 naming the row's problem, never a panic; a row that parses is a
+/// valid create (name and source set, finite numbers); and the rows are no more than the
+/// file's lines.
+pub fn csv_import(data: &[u8]) {
+    use klozeo_core::edges::import::{CsvRows, json_rows};
+    match CsvRows::new(data, Some("fuzz".into())) {
+        Ok(rows) => {
+            let mut n = 0;
+            for row in rows.take(MAX_IMPORT_ROWS) {
+                n += 1;
+                match row {
+                    Ok(changes) => {
+                        // A create needs a name and a source; numbers that parse are finite.
+                        assert!(changes.name.is_some(), "{changes:?}");
+                        assert!(changes.source.is_some(), "{changes:?}");
+                        for n in [changes.latitude, changes.longitude, changes.rating] {
+                            assert!(n.flatten().is_none_or(f64::is_finite), "{changes:?}");
+                        }
+                    }
+                    Err(e) => assert_client_error(&e),
+                }
+            }
+            assert!(n <= data.len() + 1, "{n} rows from {} bytes", data.len());
+        }
+        Err(e) => assert_client_error(&e),
+    }
+    match json_rows(data, Some("fuzz")) {
+        Ok(rows) => {
+            for row in rows {
+                if let Err(e) = row {
+                    assert_client_error(&e);
+                }
+            }
+        }
+        Err(e) => assert_client_error(&e),
     }
 }
 

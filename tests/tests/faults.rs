@@ -1,8 +1,12 @@
-//! Faults injected into the store under a mixed workload (issue 19): with 10 % of store calls
-//! throttled, canceled or timing out after their commit, callers that retry what failed end
-//! with every acknowledged write present, no duplicated lead, the plan-usage counter equal to a
-//! recount, every creation event delivered at least once, and no answer was a 500: what
-//! failed answered 503 with `Retry-After` (or a 409 to retry).
+//! Faults injected into the store and the jobs queue under a mixed workload (issue 19): with
+//! 10 % of store calls throttled, canceled or timing out after their commit, and 10 % of queue
+//! calls misbehaving (acknowledgements dropped so the message comes back, messages received
+//! twice, sends failing or failing after they queued), callers that retry what failed end with
+//! every acknowledged write present, no duplicated lead, the plan-usage counter and the
+//! statistics equal to a recount, every creation event delivered at least once (and every
+//! repeat of a delivery recognisable by its `webhook-id`), every stored score equal to a
+//! recomputation under the last acknowledged rules, and no answer was a 500: what failed
+//! answered 503 with `Retry-After` (or a 409 to retry).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -10,7 +14,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use klozeo_tests::faults::FaultyStore;
+use klozeo_core::adapters::http_sender::HttpSender;
+use klozeo_core::adapters::store_queue::StoreQueue;
+use klozeo_core::app::App;
+use klozeo_tests::faults::{FaultyQueue, FaultyStore};
 use klozeo_tests::{Api, Backend, Resp, TestServer, backends};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -69,6 +76,8 @@ struct Acked {
     emails: Vec<String>,
     /// Ids of acknowledged creates (not merges).
     created: Vec<String>,
+    /// This client's scoring rule and the expression last acknowledged for it.
+    rule: Option<(String, String)>,
 }
 
 async fn client(api: Api, seen: Seen, who: usize, ops: usize, seed: u64) -> Acked {
@@ -84,7 +93,7 @@ async fn client(api: Api, seen: Seen, who: usize, ops: usize, seed: u64) -> Acke
         let choice = if live.is_empty() {
             0
         } else {
-            rng.random_range(0..7)
+            rng.random_range(0..8)
         };
         let tag = format!("c{who}-{op}");
         match choice {
@@ -95,7 +104,8 @@ async fn client(api: Api, seen: Seen, who: usize, ops: usize, seed: u64) -> Acke
                     &seen,
                     Method::POST,
                     "/leads",
-                    Some(json!({"name": tag, "source": "faults", "email": email, "city": "Lyon"})),
+                    Some(json!({"name": tag, "source": format!("faults-{}", op % 3),
+                                "email": email, "city": "Lyon", "rating": (op % 5) as f64})),
                     Some(&format!("idem-{tag}")),
                 )
                 .await;
@@ -193,6 +203,36 @@ async fn client(api: Api, seen: Seen, who: usize, ops: usize, seed: u64) -> Acke
                 a.deleted.insert(id.clone());
                 a.notes.remove(&id);
             }
+            7 => {
+                // A rule change: every lead is rescored by a job on the queue.
+                let expression = format!("rating * {}", op % 4 + 1);
+                let r =
+                    match &a.rule {
+                        None => call(
+                            &api,
+                            &seen,
+                            Method::POST,
+                            "/scoring-rules",
+                            Some(json!({"name": format!("rule-{who}"), "expression": expression})),
+                            Some(&format!("idem-{tag}")),
+                        )
+                        .await,
+                        Some((id, _)) => {
+                            call(
+                                &api,
+                                &seen,
+                                Method::PUT,
+                                &format!("/scoring-rules/{id}"),
+                                Some(json!({ "expression": expression })),
+                                None,
+                            )
+                            .await
+                        }
+                    };
+                assert!(r.status.is_success(), "rule: {} {}", r.status, r.body);
+                let id = r.body["id"].as_str().unwrap().to_string();
+                a.rule = Some((id, expression));
+            }
             _ => {
                 let id = live[rng.random_range(0..live.len())].clone();
                 let r = call(
@@ -219,31 +259,78 @@ async fn run(backend: Backend, clients: usize, ops: usize) {
         .unwrap_or(19);
     let faulty: Arc<Mutex<Option<Arc<FaultyStore>>>> = Arc::default();
     let slot = faulty.clone();
-    let s = TestServer::start_wrapped(backend, move |inner| {
-        let f = FaultyStore::new(inner, 100, seed);
-        f.set_enabled(false);
-        *slot.lock().unwrap() = Some(f.clone());
-        f
-    })
+    let queue: Arc<Mutex<Option<Arc<FaultyQueue<StoreQueue>>>>> = Arc::default();
+    let qslot = queue.clone();
+    // Rescoring after a rule change goes to the jobs queue rather than running inline.
+    let tweak = |c: &mut klozeo_core::config::Config| {
+        c.jobs.inline_budget = Duration::ZERO;
+    };
+    let s = TestServer::start_mapped(
+        backend,
+        move |inner| {
+            let f = FaultyStore::new(inner, 100, seed);
+            f.set_enabled(false);
+            *slot.lock().unwrap() = Some(f.clone());
+            f
+        },
+        tweak,
+        move |app| {
+            // The same application over a queue (kept in the faulty store) that misbehaves
+            // too; a dropped acknowledgement brings the message back after 2 s.
+            let mut config = klozeo_tests::test_config();
+            tweak(&mut config);
+            let d = app.deps.clone();
+            let inner = Arc::new(StoreQueue::new(
+                d.store.clone(),
+                d.clock.clone(),
+                d.ids.clone(),
+            ));
+            let q = FaultyQueue::new(inner, 100, Duration::from_secs(2), seed);
+            q.set_enabled(false);
+            *qslot.lock().unwrap() = Some(q.clone());
+            let sender = Arc::new(HttpSender::new(true).expect("sender"));
+            App::compose(
+                d.store,
+                d.clock,
+                d.ids,
+                (q.clone(), Some(q)),
+                sender,
+                &config,
+            )
+            .expect("compose")
+        },
+    )
     .await;
     let faulty = faulty.lock().unwrap().clone().unwrap();
+    let queue = queue.lock().unwrap().clone().unwrap();
     s.clock.run_in_real_time();
     let api = Api::on_plan(&s, "unlimited").await;
 
-    // A webhook receiver that records every creation event it is sent.
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let g = got.clone();
+    // A webhook receiver that records every creation event it is sent, with its
+    // `webhook-id` and the raw body.
+    type Got = Arc<Mutex<Vec<(String, Vec<u8>, Value)>>>;
+    let got_all: Got = Arc::default();
+    let g = got_all.clone();
     let rx = axum::Router::new().route(
         "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let g = g.clone();
-            async move {
-                g.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                "ok"
-            }
-        }),
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let g = g.clone();
+                async move {
+                    let id = headers
+                        .get("webhook-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    g.lock().unwrap().push((
+                        id,
+                        body.to_vec(),
+                        serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    ));
+                    "ok"
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -259,6 +346,7 @@ async fn run(backend: Backend, clients: usize, ops: usize) {
     let _workers = s.spawn_workers();
 
     faulty.set_enabled(true);
+    queue.set_enabled(true);
     let seen: Seen = Arc::default();
     let tasks: Vec<_> = (0..clients)
         .map(|who| tokio::spawn(client(api.clone(), seen.clone(), who, ops, seed)))
@@ -272,6 +360,7 @@ async fn run(backend: Backend, clients: usize, ops: usize) {
     }
     let injected = faulty.counts.injected();
     faulty.set_enabled(false);
+    let q_injected = queue.counts.injected();
     assert!(
         injected >= 20,
         "{backend:?}: only {injected} faults were injected"
@@ -366,10 +455,11 @@ async fn run(backend: Backend, clients: usize, ops: usize) {
     let created: HashSet<String> = acked.iter().flat_map(|a| a.created.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let delivered: HashSet<String> = got
+        let delivered: HashSet<String> = got_all
             .lock()
             .unwrap()
             .iter()
+            .map(|(_, _, v)| v)
             .flat_map(|v| {
                 // `lead.created` carries the lead, `leads.created` a batch's ids.
                 let one = v["data"]["id"].as_str().map(str::to_string);
@@ -396,19 +486,123 @@ async fn run(backend: Backend, clients: usize, ops: usize) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A repeated delivery is recognisable: every receipt under one `webhook-id` carries the
+    // same bytes (Standard Webhooks' promise to receivers that deduplicate on it).
+    let mut by_id: HashMap<String, (Vec<u8>, usize)> = HashMap::new();
+    for (id, body, _) in got_all.lock().unwrap().iter() {
+        assert!(!id.is_empty(), "{backend:?}: a delivery without webhook-id");
+        let e = by_id.entry(id.clone()).or_insert((body.clone(), 0));
+        assert_eq!(
+            &e.0, body,
+            "{backend:?}: webhook-id {id} was sent with two different bodies"
+        );
+        e.1 += 1;
+    }
+    let repeats: usize = by_id.values().map(|(_, n)| n - 1).sum();
+    queue.set_enabled(false);
+
+    // Every rule is as last acknowledged, and once the rescoring jobs have run (through the
+    // faulty queue, duplicates included) every stored score equals a recomputation.
+    for a in &acked {
+        if let Some((id, expression)) = &a.rule {
+            let (st, rule) = api.get(&format!("/scoring-rules/{id}")).await;
+            assert_eq!(st, StatusCode::OK, "{backend:?}: rule {id}: {rule}");
+            assert_eq!(rule["expression"], json!(expression), "{backend:?}: {rule}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut stale = Vec::new();
+        for id in &all {
+            let lead = api.get_lead(id).await;
+            let (st, explained) = api.get(&format!("/leads/{id}/score/explain")).await;
+            assert_eq!(st, StatusCode::OK, "{backend:?}: {explained}");
+            if lead["score"].as_f64().unwrap_or(0.0) != explained["score"].as_f64().unwrap() {
+                stale.push((
+                    id.clone(),
+                    lead["score"].clone(),
+                    explained["score"].clone(),
+                ));
+            }
+        }
+        if stale.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend:?}: {} stored scores differ from a recomputation, e.g. {:?}",
+            stale.len(),
+            &stale[..stale.len().min(3)]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The statistics equal a recount of the leads.
+    let mut leads = Vec::new();
+    for id in &all {
+        leads.push(api.get_lead(id).await);
+    }
+    let (st, stats) = api.get("/stats").await;
+    assert_eq!(st, StatusCode::OK, "{stats}");
+    let count = |f: &dyn Fn(&Value) -> bool| leads.iter().filter(|l| f(l)).count() as u64;
+    assert_eq!(stats["total"], json!(leads.len()), "{backend:?}: {stats}");
+    assert_eq!(
+        stats["with_email"],
+        json!(count(&|l| l["email"].is_string())),
+        "{backend:?}: {stats}"
+    );
+    assert_eq!(
+        stats["with_phone"],
+        json!(count(&|l| l["phone"].is_string())),
+        "{backend:?}: {stats}"
+    );
+    assert_eq!(
+        stats["created_last_7_days"],
+        json!(leads.len()),
+        "{backend:?}: {stats}"
+    );
+    let mut by_source: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    for l in &leads {
+        *by_source
+            .entry(l["source"].as_str().unwrap().to_string())
+            .or_default() += 1;
+        *by_status
+            .entry(l["status"].as_str().unwrap_or("new").to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(stats["by_source"], json!(by_source), "{backend:?}: {stats}");
+    for (status, n) in &by_status {
+        assert_eq!(stats["by_status"][status], json!(n), "{backend:?}: {stats}");
+    }
+
     let statuses = seen.lock().unwrap().clone();
     eprintln!(
-        "{backend:?}: {injected} faults injected ({} throttled, {} canceled, {} lost answers); \
+        "{backend:?}: {injected} store faults injected ({} throttled, {} canceled, {} lost answers); \
+         {q_injected} queue faults by the end of the workload, {} by the end of delivery \
+         ({} acks dropped, {} duplicated, {} sends failed, {} sends lost their answer); \
+         {repeats} repeated webhook receipts over {} webhook-ids; \
          answers by status: {statuses:?}; {} leads",
         faulty.counts.throttled.load(Ordering::Relaxed),
         faulty.counts.canceled.load(Ordering::Relaxed),
         faulty.counts.timed_out_after_commit.load(Ordering::Relaxed),
+        queue.counts.injected(),
+        queue.counts.acks_dropped.load(Ordering::Relaxed),
+        queue.counts.duplicated.load(Ordering::Relaxed),
+        queue.counts.sends_failed.load(Ordering::Relaxed),
+        queue.counts.sends_lost_answer.load(Ordering::Relaxed),
+        by_id.len(),
         all.len()
+    );
+    assert!(
+        queue.counts.acks_dropped.load(Ordering::Relaxed) > 0
+            && queue.counts.duplicated.load(Ordering::Relaxed) > 0,
+        "{backend:?}: the queue faults never hit an acknowledgement or a receive"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mixed_workload_under_ten_percent_store_faults_loses_nothing() {
+async fn a_mixed_workload_under_ten_percent_store_and_queue_faults_loses_nothing() {
     for b in backends() {
         match b {
             Backend::Embedded => run(b, 6, 40).await,

@@ -43,6 +43,12 @@ const TOKENS: &[&[u8]] = &[
     b"@",
     b"[::1]",
     b"0x7f000001",
+    b"\r\n",
+    b"\n",
+    b"\"\"",
+    b"email,name,source\n",
+    b"=cmd|",
+    b"'=",
 ];
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
@@ -153,6 +159,11 @@ fn webhook_url_validator() {
 #[test]
 fn oauth_redirect_and_client_id_validators() {
     run_target("oauth_uri", 20_000);
+}
+
+#[test]
+fn csv_import_parser() {
+    run_target("csv_import", 20_000);
 }
 
 #[test]

@@ -163,8 +163,32 @@ fn operations(g: &mut Gen) -> Vec<Op> {
             .ok(200, g.out::<CitiesResponse>()),
         op("get", "/leads", "list_leads", "List leads")
             .tag("leads")
-            .query(list_query)
+            .query(list_query.clone())
             .ok(200, g.out::<ListResponse<Lead>>()),
+        // The file itself (csv, json or xlsx), or with `delivery=url` a JSON link to it.
+        op(
+            "get",
+            "/leads/export",
+            "export_leads",
+            "Export leads as a file",
+        )
+        .tag("leads")
+        .query(
+            list_query
+                .into_iter()
+                .filter(|p| p["name"] != "limit" && p["name"] != "cursor")
+                .chain([
+                    json!({"name": "format", "in": "query", "required": true,
+                               "schema": {"type": "string", "enum": ["csv", "json", "xlsx"]}}),
+                    query_param(
+                        "delivery",
+                        json!({"type": "string", "enum": ["inline", "url"]}),
+                        "inline (default) or a link to the file",
+                    ),
+                ])
+                .collect(),
+        )
+        .ok(200, None),
         op(
             "post",
             "/leads",
@@ -464,6 +488,20 @@ pub fn document() -> Value {
                 "207".into(),
                 json!({"description": "Some items failed",
                        "content": {"application/json": {"schema": o.response}}}),
+            );
+        }
+        if o.path == "/leads/export" {
+            // The file in the asked format, or with `delivery=url` the JSON link to it.
+            let link = g.out::<ExportLinkResponse>();
+            responses.insert(
+                "200".into(),
+                json!({"description": "The file, or a link to it (delivery=url)",
+                       "content": {
+                           "text/csv": {"schema": {"type": "string"}},
+                           "application/json": {"schema": {"oneOf": [
+                               {"type": "array", "items": {"type": "object"}}, link]}},
+                           "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
+                               {"schema": {"type": "string", "format": "binary"}}}}),
             );
         }
         if o.path == "/leads/{id}/attributes" && o.method == "post" {
