@@ -14,8 +14,17 @@ use crate::error::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Longest cursor accepted, so a hostile value is rejected before any work.
-pub const MAX_CURSOR_LEN: usize = 4096;
+/// Longest cursor accepted, so a hostile value is rejected before any work. Every cursor the
+/// server issues fits: a position holds at most [`MAX_POSITION_BYTES`] of raw bytes.
+pub const MAX_CURSOR_LEN: usize = 16 * 1024;
+
+/// The most raw bytes of scope and position a cursor carries (its strings are sort values cut
+/// to 400 bytes, ids and index keys of at most 1,024 bytes each).
+pub const MAX_POSITION_BYTES: usize = 8 * 1024;
+
+/// First byte of the length-prefixed body. JSON bodies (the earlier format, still read)
+/// start with `{`.
+const BINARY: u8 = 1;
 
 /// The server secret that signs cursors.
 #[derive(Clone)]
@@ -48,12 +57,16 @@ impl CursorKey {
     }
 
     /// Encodes a position for the query with fingerprint `scope`.
+    ///
+    /// The body is the strings length-prefixed, not JSON: JSON writes a control character as
+    /// six bytes, so a sort value full of them could make a cursor longer than the decoder
+    /// accepts.
     pub fn encode(&self, scope: &str, position: &[String]) -> String {
-        let body = serde_json::to_vec(&Payload {
-            s: scope.to_string(),
-            p: position.to_vec(),
-        })
-        .expect("cursor payload serializes");
+        let mut body = vec![BINARY];
+        for part in std::iter::once(scope).chain(position.iter().map(String::as_str)) {
+            body.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            body.extend_from_slice(part.as_bytes());
+        }
         let mac = self.mac(&body);
         format!("{}.{}", B64.encode(&body), B64.encode(mac))
     }
@@ -73,7 +86,10 @@ impl CursorKey {
         if mac.len() != 16 {
             return Err(bad());
         }
-        let p: Payload = serde_json::from_slice(&body).map_err(|_| bad())?;
+        let p = match body.first() {
+            Some(&BINARY) => binary_payload(&body[1..]).ok_or_else(bad)?,
+            _ => serde_json::from_slice(&body).map_err(|_| bad())?,
+        };
         if p.s != scope {
             return Err(Error::invalid(
                 "cursor: issued for a different sort or filter; start again without a cursor",
@@ -87,6 +103,27 @@ impl CursorKey {
 struct Payload {
     s: String,
     p: Vec<String>,
+}
+
+/// The scope and position of a length-prefixed body (after its format byte).
+fn binary_payload(mut rest: &[u8]) -> Option<Payload> {
+    let mut parts = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > tail.len() {
+            return None;
+        }
+        let (part, tail) = tail.split_at(len);
+        parts.push(String::from_utf8(part.to_vec()).ok()?);
+        rest = tail;
+    }
+    let mut parts = parts.into_iter();
+    let s = parts.next()?;
+    Some(Payload {
+        s,
+        p: parts.collect(),
+    })
 }
 
 /// A short fingerprint of the parts of a query a cursor is bound to.
@@ -132,6 +169,31 @@ mod tests {
         assert!(key().decode("", "s1").is_err());
         let other = CursorKey::new(b"another-secret-key!!").unwrap();
         assert!(other.decode(&c, "s1").is_err());
+    }
+
+    #[test]
+    fn any_position_the_server_issues_decodes_and_old_json_cursors_still_do() {
+        // Sort values of control characters and the largest index keys.
+        let pos = vec![
+            "\u{0}".repeat(400),
+            "\u{1f}\u{fffd}".repeat(300),
+            "k".repeat(1024),
+            String::new(),
+            "L#cl_0123".into(),
+        ];
+        let c = key().encode("s1", &pos);
+        assert!(c.len() <= MAX_CURSOR_LEN);
+        assert_eq!(key().decode(&c, "s1").unwrap(), pos);
+        let json = br#"{"s":"s1","p":["a","b"]}"#;
+        let old = format!("{}.{}", B64.encode(json), B64.encode(key().mac(json)));
+        assert_eq!(key().decode(&old, "s1").unwrap(), vec!["a", "b"]);
+        // A length prefix past the end is garbage, not a panic.
+        let mut broken = vec![BINARY, 200, 0, 0, 0, b'x'];
+        let forged = format!("{}.{}", B64.encode(&broken), B64.encode(key().mac(&broken)));
+        assert!(key().decode(&forged, "s1").is_err());
+        broken.truncate(3);
+        let forged = format!("{}.{}", B64.encode(&broken), B64.encode(key().mac(&broken)));
+        assert!(key().decode(&forged, "s1").is_err());
     }
 
     #[test]
