@@ -7,6 +7,7 @@
 
 pub mod faults;
 pub mod fuzzing;
+pub mod oauth;
 
 use std::sync::Arc;
 

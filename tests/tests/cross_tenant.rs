@@ -8,14 +8,19 @@
 //!   and never one of A's ids, e-mails or names that the caller did not send itself;
 //! - with a revoked key of A, an expired login session of A, and no credentials: 401;
 //! - with a read-scoped key of A: 403 `insufficient_scope` on everything that is not a read;
+//! - and the same again with OAuth access tokens obtained through the consent page: a third
+//!   account C's token as the intruder, A's revoked token (401) and A's read-scoped token (403);
 //!
-//! and afterwards everything A can list is byte-identical to a snapshot taken before the sweep.
+//! then OAuth's own endpoints (outside the OpenAPI description) with A's code, refresh token and
+//! access token presented by B's client, and A's grant revoked with B's key: refused, A's
+//! token still works. Afterwards everything A can list is byte-identical to a snapshot taken before the sweep.
 //! An operation or a tool without a probe strategy (a request body, an argument the sweep
 //! cannot fill) fails the test, so a new route cannot slip past. Runs on every backend.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 
+use klozeo_tests::oauth::{authorize, exchange, new_client, token_request, tokens_for};
 use klozeo_tests::{Backend, TestServer, backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -29,6 +34,24 @@ enum Cred {
     Bearer(String),
     /// Nothing at all.
     None,
+}
+
+/// Who probes: intruders (another account's key or token), credentials that must be refused
+/// (A's revoked key and token, none at all), and A's read-scoped key and token.
+struct Creds {
+    intruders: Vec<Cred>,
+    refused: Vec<Cred>,
+    read: Vec<Cred>,
+}
+
+/// A's OAuth grant through its own client: what the OAuth endpoint probes present.
+struct OwnerOAuth {
+    client: String,
+    access: String,
+    refresh: String,
+    grant_id: String,
+    read_access: String,
+    revoked_access: String,
 }
 
 /// A's data: every id by the path parameter it fills, and every marker that must not leak.
@@ -426,7 +449,7 @@ fn is_read(method: &Method, path: &str) -> bool {
     *method == Method::GET && !(path == "/account" || path.starts_with("/api-keys"))
 }
 
-async fn rest_sweep(server: &TestServer, s: &mut Sweep, o: &Owner, b_key: &str) -> usize {
+async fn rest_sweep(server: &TestServer, s: &mut Sweep, o: &Owner, creds: &Creds) -> usize {
     let doc: Value = reqwest::get(format!("{}/openapi.json", s.base))
         .await
         .unwrap()
@@ -434,9 +457,6 @@ async fn rest_sweep(server: &TestServer, s: &mut Sweep, o: &Owner, b_key: &str) 
         .await
         .unwrap();
     let mut ops = 0;
-    let b = Cred::Key(b_key.to_string());
-    let read = Cred::Key(o.read.clone());
-    let revoked = Cred::Key(o.revoked.clone());
     for (full_path, item) in doc["paths"].as_object().unwrap() {
         let path = full_path
             .strip_prefix("/api/v1")
@@ -468,43 +488,50 @@ async fn rest_sweep(server: &TestServer, s: &mut Sweep, o: &Owner, b_key: &str) 
                     "get_openapi" => StatusCode::OK,
                     _ => panic!("{what}: a public operation without a probe strategy"),
                 };
-                for c in [&b, &Cred::None, &read] {
+                // (One of each kind: wrong-password logins are rate limited per address.)
+                for c in [&creds.intruders[0], &Cred::None, &creds.read[0]] {
                     let (st, text) = s.call(c, &m, &concrete, body.as_ref()).await;
                     assert_eq!(st, expected, "{what} with {c:?}: {text}");
                     assert_no_leak(o, &sent, &text, &what);
                 }
                 continue;
             }
-            // B's key.
-            let (st, text) = s.call(&b, &m, &concrete, body.as_ref()).await;
-            assert!(st.as_u16() < 500, "{what} as B: {st} {text}");
-            if addressed {
-                assert_eq!(st, StatusCode::NOT_FOUND, "{what} as B: {text}");
-                let v: Value = serde_json::from_str(&text).unwrap();
-                assert_eq!(v["code"], "not_found", "{what}: {text}");
-            } else if op_id == "batch_update_leads" || op_id == "batch_delete_leads" {
-                // A's ids in the body: each is reported as not found, none is touched.
-                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                assert!(
-                    st == StatusCode::NOT_FOUND || (v["failed"] == 1 && v["success"] == 0),
-                    "{what} as B with A's ids: {st} {text}"
-                );
-            } else {
-                assert!(st.is_success(), "{what} as B: {st} {text}");
+            // B's key and C's OAuth token.
+            for b in &creds.intruders {
+                let (st, text) = s.call(b, &m, &concrete, body.as_ref()).await;
+                let what = format!("{what} as {b:?}");
+                assert!(st.as_u16() < 500, "{what}: {st} {text}");
+                if addressed {
+                    assert_eq!(st, StatusCode::NOT_FOUND, "{what}: {text}");
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(v["code"], "not_found", "{what}: {text}");
+                } else if op_id == "batch_update_leads" || op_id == "batch_delete_leads" {
+                    // A's ids in the body: each is reported as not found, none is touched.
+                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    assert!(
+                        st == StatusCode::NOT_FOUND || (v["failed"] == 1 && v["success"] == 0),
+                        "{what} with A's ids: {st} {text}"
+                    );
+                } else {
+                    assert!(st.is_success(), "{what}: {st} {text}");
+                }
+                assert_no_leak(o, &sent, &text, &what);
             }
-            assert_no_leak(o, &sent, &text, &what);
-            // A revoked key and no credentials.
-            for c in [&revoked, &Cred::None] {
+            // A's revoked key and token, and no credentials.
+            for c in &creds.refused {
                 let (st, text) = s.call(c, &m, &concrete, body.as_ref()).await;
                 assert_eq!(st, StatusCode::UNAUTHORIZED, "{what} with {c:?}: {text}");
                 assert_no_leak(o, &sent, &text, &what);
             }
-            // A's read-scoped key: reads pass, everything else is refused before it acts.
+            // A's read-scoped key and token: reads pass, everything else is refused before
+            // it acts.
             if !is_read(&m, path) {
-                let (st, text) = s.call(&read, &m, &concrete, body.as_ref()).await;
-                assert_eq!(st, StatusCode::FORBIDDEN, "{what} with a read key: {text}");
-                let v: Value = serde_json::from_str(&text).unwrap();
-                assert_eq!(v["code"], "insufficient_scope", "{what}: {text}");
+                for read in &creds.read {
+                    let (st, text) = s.call(read, &m, &concrete, body.as_ref()).await;
+                    assert_eq!(st, StatusCode::FORBIDDEN, "{what} with {read:?}: {text}");
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(v["code"], "insufficient_scope", "{what}: {text}");
+                }
             }
         }
     }
@@ -513,7 +540,7 @@ async fn rest_sweep(server: &TestServer, s: &mut Sweep, o: &Owner, b_key: &str) 
 }
 
 /// The same probes with an expired login session of A (run last: it moves the clock).
-async fn expired_session_sweep(server: &TestServer, s: &mut Sweep, o: &Owner) {
+async fn expired_session_sweep(server: &TestServer, s: &mut Sweep, o: &Owner, oauth: &str) {
     let (st, text) = s
         .call(
             &Cred::None,
@@ -528,8 +555,11 @@ async fn expired_session_sweep(server: &TestServer, s: &mut Sweep, o: &Owner) {
         .unwrap()
         .to_string();
     let session = Cred::Bearer(token);
-    let (st, text) = s.call(&session, &Method::GET, "/account", None).await;
-    assert_eq!(st, StatusCode::OK, "a fresh session works: {text}");
+    let oauth = Cred::Bearer(oauth.to_string());
+    for c in [&session, &oauth] {
+        let (st, text) = s.call(c, &Method::GET, "/account", None).await;
+        assert_eq!(st, StatusCode::OK, "a fresh session or token works: {text}");
+    }
     server
         .clock
         .advance_secs(klozeo_core::config::AccountsConfig::default().session_ttl_secs + 1);
@@ -550,12 +580,14 @@ async fn expired_session_sweep(server: &TestServer, s: &mut Sweep, o: &Owner) {
             }
             concrete.push_str(&query_for(op, op_id));
             let body = op.get("requestBody").map(|_| body_for(o, op_id));
-            let (st, text) = s.call(&session, &m, &concrete, body.as_ref()).await;
-            assert_eq!(
-                st,
-                StatusCode::UNAUTHORIZED,
-                "{method} {path} with an expired session: {text}"
-            );
+            for c in [&session, &oauth] {
+                let (st, text) = s.call(c, &m, &concrete, body.as_ref()).await;
+                assert_eq!(
+                    st,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} with an expired session or token: {text}"
+                );
+            }
         }
     }
 }
@@ -601,8 +633,7 @@ fn mcp_arg(o: &Owner, tool: &str, prop: &str) -> Value {
     }
 }
 
-async fn mcp_sweep(s: &mut Sweep, o: &Owner, b_key: &str) -> usize {
-    let b = Cred::Key(b_key.to_string());
+async fn mcp_sweep(s: &mut Sweep, o: &Owner, b_key: &str, creds: &Creds) -> usize {
     let resp = s
         .client
         .post(format!("{}/mcp", s.origin))
@@ -655,36 +686,183 @@ async fn mcp_sweep(s: &mut Sweep, o: &Owner, b_key: &str) -> usize {
         let read_only = t["annotations"]["readOnlyHint"] == true;
         let what = format!("MCP {name} {sent}");
 
-        let (st, v) = s.mcp(&b, name, &args).await;
-        assert_eq!(st, StatusCode::OK, "{what} as B: {v}");
-        let text = v.to_string();
-        assert_no_leak(o, &sent, &text, &what);
-        let result = &v["result"];
-        if addressed && name != "batch_update_leads" && name != "batch_delete_leads" {
-            assert_eq!(result["isError"], true, "{what} as B: {v}");
-            assert_eq!(
-                result["structuredContent"]["error"]["code"], "RESOURCE_NOT_FOUND",
-                "{what} as B: {v}"
-            );
-        } else if !addressed {
-            assert_ne!(result["isError"], true, "{what} as B: {v}");
+        for b in &creds.intruders {
+            let what = format!("{what} as {b:?}");
+            let (st, v) = s.mcp(b, name, &args).await;
+            assert_eq!(st, StatusCode::OK, "{what}: {v}");
+            let text = v.to_string();
+            assert_no_leak(o, &sent, &text, &what);
+            let result = &v["result"];
+            if addressed && name != "batch_update_leads" && name != "batch_delete_leads" {
+                assert_eq!(result["isError"], true, "{what}: {v}");
+                assert_eq!(
+                    result["structuredContent"]["error"]["code"], "RESOURCE_NOT_FOUND",
+                    "{what}: {v}"
+                );
+            } else if !addressed {
+                assert_ne!(result["isError"], true, "{what}: {v}");
+            }
         }
-        for c in [&Cred::Key(o.revoked.clone()), &Cred::None] {
+        for c in &creds.refused {
             let (st, v) = s.mcp(c, name, &args).await;
             assert_eq!(st, StatusCode::UNAUTHORIZED, "{what} with {c:?}: {v}");
             assert_no_leak(o, &sent, &v.to_string(), &what);
         }
         if !read_only {
-            let (st, v) = s.mcp(&Cred::Key(o.read.clone()), name, &args).await;
-            assert_eq!(st, StatusCode::OK, "{what} with a read key: {v}");
-            assert_eq!(v["result"]["isError"], true, "{what} with a read key: {v}");
-            assert_eq!(
-                v["result"]["structuredContent"]["error"]["status"], 403,
-                "{what} with a read key: {v}"
-            );
+            for read in &creds.read {
+                let (st, v) = s.mcp(read, name, &args).await;
+                assert_eq!(st, StatusCode::OK, "{what} with {read:?}: {v}");
+                assert_eq!(v["result"]["isError"], true, "{what} with {read:?}: {v}");
+                assert_eq!(
+                    v["result"]["structuredContent"]["error"]["status"], 403,
+                    "{what} with {read:?}: {v}"
+                );
+            }
         }
     }
     tools.len()
+}
+
+/// Registers an account through the API; its e-mail, password and admin key.
+async fn register_account(s: &mut Sweep, name: &str) -> (String, String, String) {
+    let email = format!(
+        "{name}-{}@x.example",
+        std::process::id() as usize + s.probes
+    );
+    let password = format!("{name}'s long password");
+    let (st, text) = s
+        .call(
+            &Cred::None,
+            &Method::POST,
+            "/register",
+            Some(&json!({"email": email, "password": password})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{text}");
+    let key = serde_json::from_str::<Value>(&text).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (email, password, key)
+}
+
+/// A signs in through its own client three times: an admin grant, a read grant, and a grant
+/// whose access token A then revokes. Every token is used once now, so that the sweep (on a
+/// clock that stands still) does not change what A's key listing shows.
+async fn owner_oauth(s: &mut Sweep, o: &mut Owner) -> OwnerOAuth {
+    let origin = s.origin.clone();
+    let client = new_client(&origin, "Owner Private Client").await;
+    let scope = "read write admin";
+    let admin = tokens_for(&origin, &client, &o.email, &o.password, scope).await;
+    let read = tokens_for(&origin, &client, &o.email, &o.password, "read").await;
+    let revoked = tokens_for(&origin, &client, &o.email, &o.password, scope).await;
+    let access = admin["access_token"].as_str().unwrap().to_string();
+    let read_access = read["access_token"].as_str().unwrap().to_string();
+    let revoked_access = revoked["access_token"].as_str().unwrap().to_string();
+    let r = klozeo_tests::oauth::http()
+        .post(format!("{origin}/oauth/revoke"))
+        .form(&[("token", revoked_access.as_str()), ("client_id", &client)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for t in [&access, &read_access] {
+        let (st, text) = s
+            .call(&Cred::Bearer(t.clone()), &Method::GET, "/stats", None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{text}");
+    }
+    let (st, text) = s
+        .call(
+            &Cred::Bearer(revoked_access.clone()),
+            &Method::GET,
+            "/stats",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "a revoked token: {text}");
+    let keys = req_ok(s, &o.admin.clone(), Method::GET, "/api-keys", None).await;
+    let grants: Vec<String> = keys
+        .as_array()
+        .or_else(|| keys["api_keys"].as_array())
+        .unwrap_or_else(|| panic!("a key list: {keys}"))
+        .iter()
+        .filter(|k| k["name"] == "OAuth: Owner Private Client")
+        .map(|k| k["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(grants.len(), 3, "A's three grants are listed: {keys}");
+    o.markers.extend(grants.iter().cloned());
+    o.markers.push("Owner Private Client".into());
+    o.markers.extend([
+        access.clone(),
+        read_access.clone(),
+        admin["refresh_token"].as_str().unwrap().to_string(),
+    ]);
+    OwnerOAuth {
+        client,
+        refresh: admin["refresh_token"].as_str().unwrap().to_string(),
+        grant_id: grants[0].clone(),
+        access,
+        read_access,
+        revoked_access,
+    }
+}
+
+/// OAuth's own endpoints, with A's credentials presented by B's client: A's code, A's refresh
+/// token and a revocation of A's token are refused or ignored, B's key cannot revoke A's grant,
+/// and A's token works afterwards. Returns the number of probes.
+async fn oauth_sweep(s: &mut Sweep, o: &Owner, oa: &OwnerOAuth, b_key: &str, b_client: &str) {
+    let origin = s.origin.clone();
+    let code = authorize(&origin, &oa.client, &o.email, &o.password, "read").await;
+    let (st, body) = exchange(&origin, b_client, &code).await;
+    s.probes += 2;
+    assert_eq!(st, 400, "A's code exchanged by B's client: {body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(body.get("access_token").is_none(), "{body}");
+    let (st, body) = token_request(
+        &origin,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &oa.refresh),
+            ("client_id", b_client),
+        ],
+    )
+    .await;
+    s.probes += 1;
+    assert_eq!(st, 400, "A's refresh token used by B's client: {body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(body.get("access_token").is_none(), "{body}");
+    let r = klozeo_tests::oauth::http()
+        .post(format!("{origin}/oauth/revoke"))
+        .form(&[("token", oa.access.as_str()), ("client_id", b_client)])
+        .send()
+        .await
+        .unwrap();
+    s.probes += 1;
+    assert_eq!(r.status(), 200, "RFC 7009: the endpoint does not tell");
+    let b = Cred::Key(b_key.to_string());
+    let (st, text) = s
+        .call(
+            &b,
+            &Method::DELETE,
+            &format!("/api-keys/{}", oa.grant_id),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "B revoking A's grant: {text}");
+    let (st, text) = s.call(&b, &Method::GET, "/api-keys", None).await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    assert_no_leak(o, "", &text, "B's key listing");
+    let (st, text) = s
+        .call(
+            &Cred::Bearer(oa.access.clone()),
+            &Method::GET,
+            "/account",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "A's token after B's attempts: {text}");
+    assert!(text.contains(&o.email), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,8 +878,24 @@ async fn every_operation_and_every_tool_keeps_tenants_apart() {
             client: reqwest::Client::new(),
             probes: 0,
         };
-        let owner = seed_owner(&server, &mut s).await;
-        let intruder = server.account("unlimited").await;
+        server.app.oauth.default_public_url(&server.origin);
+        let mut owner = seed_owner(&server, &mut s).await;
+        let oa = owner_oauth(&mut s, &mut owner).await;
+        let (_, _, intruder) = register_account(&mut s, "intruder").await;
+        let b_client = new_client(&s.origin, "Intruder client").await;
+        // C signs in through its own client: its token is the second intruder.
+        let (c_email, c_password, _) = register_account(&mut s, "third").await;
+        let c_token = tokens_for(
+            &s.origin,
+            &b_client,
+            &c_email,
+            &c_password,
+            "read write admin",
+        )
+        .await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
         // B has data of its own, so "B's own list" is not trivially empty.
         req_ok(
             &mut s,
@@ -711,10 +905,23 @@ async fn every_operation_and_every_tool_keeps_tenants_apart() {
             Some(json!({"name": "Intruder Inc", "source": "b"})),
         )
         .await;
+        let creds = Creds {
+            intruders: vec![Cred::Key(intruder.clone()), Cred::Bearer(c_token)],
+            refused: vec![
+                Cred::Key(owner.revoked.clone()),
+                Cred::Bearer(oa.revoked_access.clone()),
+                Cred::None,
+            ],
+            read: vec![
+                Cred::Key(owner.read.clone()),
+                Cred::Bearer(oa.read_access.clone()),
+            ],
+        };
         let before = snapshot(&mut s, &owner).await;
         let start = s.probes;
-        let ops = rest_sweep(&server, &mut s, &owner, &intruder).await;
-        let tools = mcp_sweep(&mut s, &owner, &intruder).await;
+        let ops = rest_sweep(&server, &mut s, &owner, &creds).await;
+        let tools = mcp_sweep(&mut s, &owner, &intruder, &creds).await;
+        oauth_sweep(&mut s, &owner, &oa, &intruder, &b_client).await;
         let mut probes = s.probes - start;
         let after = snapshot(&mut s, &owner).await;
         for (path, body) in &before {
@@ -725,8 +932,19 @@ async fn every_operation_and_every_tool_keeps_tenants_apart() {
             );
         }
         assert_eq!(before.len(), after.len());
+        // B's use of A's refresh token did not end A's grant: A's own client still refreshes.
+        let (st, body) = token_request(
+            &s.origin,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &oa.refresh),
+                ("client_id", &oa.client),
+            ],
+        )
+        .await;
+        assert_eq!(st, 200, "A's refresh after the sweep: {body}");
         let start = s.probes;
-        expired_session_sweep(&server, &mut s, &owner).await;
+        expired_session_sweep(&server, &mut s, &owner, &oa.access).await;
         probes += s.probes - start;
         assert!(ops >= 45, "the description names {ops} operations");
         assert!(tools >= 33, "tools/list names {tools} tools");

@@ -6,21 +6,13 @@
 #![allow(clippy::unwrap_used)]
 
 use klozeo_core::domain::oauth::s256;
+use klozeo_tests::oauth::{REDIRECT, VERIFIER, hidden, http, location, query};
 use klozeo_tests::{Backend, TestServer, backends};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
-const VERIFIER: &str = "a-verifier-of-at-least-forty-three-characters-0123456789";
-const REDIRECT: &str = "http://127.0.0.1/callback";
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// A server with an account that can sign in and a registered client.
 struct Setup {
@@ -64,14 +56,7 @@ async fn setup(backend: Backend) -> Setup {
 }
 
 async fn register(server: &TestServer, body: Value) -> (StatusCode, Value) {
-    let r = http()
-        .post(format!("{}/oauth/register", server.origin))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    klozeo_tests::oauth::register_client(&server.origin, body).await
 }
 
 fn authorize_url(s: &Setup, extra: &[(&str, &str)]) -> String {
@@ -102,16 +87,6 @@ async fn get(url: &str) -> (StatusCode, HeaderMap, String) {
     (r.status(), r.headers().clone(), r.text().await.unwrap())
 }
 
-/// The value of the hidden input `name` in a page.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
 async fn post_form(
     s: &Setup,
     form: &[(&str, &str)],
@@ -125,16 +100,6 @@ async fn post_form(
     }
     let r = r.send().await.unwrap();
     (r.status(), r.headers().clone(), r.text().await.unwrap())
-}
-
-fn location(h: &HeaderMap) -> url::Url {
-    url::Url::parse(h.get(LOCATION).expect("a redirect").to_str().unwrap()).unwrap()
-}
-
-fn query(u: &url::Url, k: &str) -> Option<String> {
-    u.query_pairs()
-        .find(|(n, _)| n == k)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// Signs in and allows on the page of `url`; returns the code.
@@ -161,14 +126,7 @@ async fn code_for(s: &Setup, url: &str) -> String {
 }
 
 async fn token(s: &Setup, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let r = http()
-        .post(format!("{}/oauth/token", s.server.origin))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap())
+    klozeo_tests::oauth::token_request(&s.server.origin, form).await
 }
 
 async fn exchange(s: &Setup, code: &str) -> (StatusCode, Value) {
