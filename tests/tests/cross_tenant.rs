@@ -810,7 +810,7 @@ async fn owner_oauth(s: &mut Sweep, o: &mut Owner) -> OwnerOAuth {
 
 /// OAuth's own endpoints, with A's credentials presented by B's client: A's code, A's refresh
 /// token and a revocation of A's token are refused or ignored, B's key cannot revoke A's grant,
-/// and A's token works afterwards. Returns the number of probes.
+/// and A's token works afterwards.
 async fn oauth_sweep(s: &mut Sweep, o: &Owner, oa: &OwnerOAuth, b_key: &str, b_client: &str) {
     let origin = s.origin.clone();
     let code = authorize(&origin, &oa.client, &o.email, &o.password, "read").await;
