@@ -336,7 +336,12 @@ fn fixture() -> &'static Fixture {
             .expect("runtime");
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(SqliteStore::open(dir.path()).expect("store"));
-        let config = crate::test_config();
+        let mut config = crate::test_config();
+        // A rule change rescores the account inline for up to the job budget (5 s by default)
+        // and the fuzzer's account grows by every lead it creates, so a long run would reach a
+        // 5 s libFuzzer timeout by design, not by a hang. The rest of the job is the worker's,
+        // which this fixture does not run.
+        config.jobs.inline_budget = std::time::Duration::from_millis(50);
         let app = Arc::new(
             App::with_parts(
                 store,
