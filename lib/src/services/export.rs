@@ -3,17 +3,18 @@
 //! however many leads there are. Delivered inline (the default, what the SDKs expect) or
 //! written to object storage behind an expiring link (`delivery=url`).
 //!
-//! Leads are read through [`LeadService::list`] page after page ([`LeadPages`]), so an export
-//! has exactly the list's semantics (one planner, one ordering rule) and none of its page
-//! limits: the cursor walk simply goes on to the end.
+//! Leads are read page after page ([`LeadPages`]) with exactly the list's semantics and none
+//! of its page limits: on DynamoDB through [`LeadService::list`] and its cursors; on a store
+//! with its own lead index through the same index scan and the same filter evaluator the list
+//! uses, without signing a cursor between pages.
 //!
 //! CSV and XLSX need every attribute name before the first row (one `attr:<name>` column per
-//! name present in the export). They get it from a first pass over the same pages that keeps
-//! only the set of names: memory grows with the number of distinct names (at most
-//! 100 per lead, and in practice a few dozen per account), never with the number of leads. A
-//! per-tenant registry of names would save that pass but would have to be maintained by every
-//! write path and still over-report names no lead of this export carries; the pass costs one
-//! extra read of the result set, measured in `lib/docs/benchmarks.md`.
+//! name present in the export). Without filters on a store with a lead index, the store lists
+//! the tenant's names from its per-attribute index ([`crate::ports::LeadIndex::attribute_names`]),
+//! without reading a lead. Otherwise a first pass over the same pages keeps only the set of
+//! names: memory grows with the number of distinct names (at most 100 per lead, and in practice
+//! a few dozen per account), never with the number of leads; it costs one extra read of the
+//! result set, measured in `lib/docs/benchmarks.md`.
 
 use std::collections::BTreeSet;
 use std::io::{Seek, SeekFrom};
