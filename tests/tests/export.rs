@@ -245,6 +245,90 @@ async fn csv_has_the_documented_columns_attribute_columns_and_no_formulas() {
     }
 }
 
+/// The `attr:<name>` columns are the names the exported leads carry now: an attribute deleted
+/// from its last lead, or a deleted lead's attributes, leave no column behind; another tenant's
+/// names never show; a filtered export has only its own leads' names.
+#[tokio::test]
+async fn attribute_columns_follow_deletes_filters_and_tenants() {
+    for backend in backends() {
+        let server = TestServer::start(backend).await;
+        let api = Api::on_plan(&server, "unlimited").await;
+        let intruder = Api::on_plan(&server, "unlimited").await;
+        intruder
+            .create_lead(json!({"name": "Other", "source": "api",
+                "attributes": [{"name": "secret", "type": "text", "value": "x"}]}))
+            .await;
+        let a = api
+            .create_lead(json!({"name": "A", "source": "website",
+            "attributes": [
+                {"name": "employees", "type": "number", "value": 5},
+                {"name": "gone", "type": "text", "value": "soon"}
+            ]}))
+            .await;
+        let b = api
+            .create_lead(json!({"name": "B", "source": "api",
+                "attributes": [{"name": "zone", "type": "text", "value": "EU"}]}))
+            .await;
+        let c = api
+            .create_lead(json!({"name": "C", "source": "api",
+                "attributes": [{"name": "deleted_with_lead", "type": "bool", "value": true}]}))
+            .await;
+        let attr_headers = |f: &File| -> Vec<String> {
+            assert_eq!(f.status, StatusCode::OK);
+            csv_of(f)
+                .0
+                .into_iter()
+                .filter(|h| h.starts_with("attr:"))
+                .collect()
+        };
+        let f = export(&api, "format=csv").await;
+        assert_eq!(
+            attr_headers(&f),
+            [
+                "attr:deleted_with_lead",
+                "attr:employees",
+                "attr:gone",
+                "attr:zone"
+            ],
+            "{backend:?}"
+        );
+        let attrs = api.get_lead(&a).await["attributes"].clone();
+        let gone = attrs
+            .as_array()
+            .expect("attributes")
+            .iter()
+            .find(|x| x["name"] == "gone")
+            .expect("gone")["id"]
+            .as_str()
+            .expect("attribute id")
+            .to_string();
+        let (st, body) = api
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/leads/{a}/attributes/{gone}"),
+                None,
+            )
+            .await;
+        assert!(st.is_success(), "{st} {body}");
+        let (st, body) = api
+            .send(reqwest::Method::DELETE, &format!("/leads/{c}"), None)
+            .await;
+        assert!(st.is_success(), "{st} {body}");
+        let f = export(&api, "format=csv").await;
+        assert_eq!(
+            attr_headers(&f),
+            ["attr:employees", "attr:zone"],
+            "{backend:?}"
+        );
+        assert_eq!(csv_of(&f).1.len(), 2);
+        let f = export(&api, "format=csv&filter=and.eq.source.api").await;
+        assert_eq!(attr_headers(&f), ["attr:zone"], "{backend:?}");
+        assert_eq!(csv_of(&f).1[0][0], b);
+        let f = export(&intruder, "format=csv").await;
+        assert_eq!(attr_headers(&f), ["attr:secret"], "{backend:?}");
+    }
+}
+
 #[tokio::test]
 async fn bad_export_requests_are_flat_400s_and_tenants_see_only_their_leads() {
     for backend in backends() {

@@ -812,6 +812,12 @@ impl LeadIndex for SqliteStore {
         })
         .await
     }
+
+    async fn attribute_names(&self, partition: &str) -> Result<Vec<String>, Error> {
+        let partition = partition.to_string();
+        self.with_reader(move |c, _| sqlite_leads::attribute_names(c, &partition).map_err(db_err))
+            .await
+    }
 }
 
 #[cfg(test)]

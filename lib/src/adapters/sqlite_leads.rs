@@ -196,6 +196,25 @@ pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqli
     Ok(())
 }
 
+/// Every distinct attribute name of the partition's leads, sorted.
+///
+/// `lead_attrs` holds a row per lead and attribute whose value is not null, and validation
+/// refuses null attribute values (`AttrType::check`), so its names are the leads' names. The
+/// query skips from name to name on the `(pk, name, ...)` index (one seek per distinct name),
+/// so its cost follows the number of names, not the number of leads.
+pub(super) fn attribute_names(conn: &Connection, pk: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH RECURSIVE n(name) AS (
+             SELECT (SELECT min(name) FROM lead_attrs WHERE pk = ?1)
+             UNION ALL
+             SELECT (SELECT min(name) FROM lead_attrs WHERE pk = ?1 AND name > n.name)
+             FROM n WHERE n.name IS NOT NULL)
+         SELECT name FROM n WHERE name IS NOT NULL",
+    )?;
+    stmt.query_map(params![pk], |r| r.get::<_, String>(0))?
+        .collect()
+}
+
 /// Rebuilds the lead tables from the items once, for a database written before they existed.
 /// `user_version` 1 means they are complete.
 pub(super) fn backfill(conn: &mut Connection) -> rusqlite::Result<()> {

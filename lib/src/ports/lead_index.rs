@@ -37,4 +37,9 @@ pub trait LeadIndex: Send + Sync {
     /// The stored bodies of up to `limit` leads after `after` in list order, a superset of the
     /// matching ones among them. Fewer than `limit` bodies means the listing is exhausted.
     async fn scan_leads(&self, scan: LeadScan<'_>) -> Result<Vec<Vec<u8>>, Error>;
+
+    /// Every distinct custom attribute name carried by at least one of the partition's leads,
+    /// sorted (byte order). What an unfiltered export's `attr:<name>` columns are, read without
+    /// visiting the leads themselves.
+    async fn attribute_names(&self, partition: &str) -> Result<Vec<String>, Error>;
 }

@@ -3,17 +3,18 @@
 //! however many leads there are. Delivered inline (the default, what the SDKs expect) or
 //! written to object storage behind an expiring link (`delivery=url`).
 //!
-//! Leads are read through [`LeadService::list`] page after page ([`LeadPages`]), so an export
-//! has exactly the list's semantics (one planner, one ordering rule) and none of its page
-//! limits: the cursor walk simply goes on to the end.
+//! Leads are read page after page ([`LeadPages`]) with exactly the list's semantics and none
+//! of its page limits: on DynamoDB through [`LeadService::list`] and its cursors; on a store
+//! with its own lead index through the same index scan and the same filter evaluator the list
+//! uses, without signing a cursor between pages.
 //!
 //! CSV and XLSX need every attribute name before the first row (one `attr:<name>` column per
-//! name present in the export). They get it from a first pass over the same pages that keeps
-//! only the set of names: memory grows with the number of distinct names (at most
-//! 100 per lead, and in practice a few dozen per account), never with the number of leads. A
-//! per-tenant registry of names would save that pass but would have to be maintained by every
-//! write path and still over-report names no lead of this export carries; the pass costs one
-//! extra read of the result set, measured in `lib/docs/benchmarks.md`.
+//! name present in the export). Without filters on a store with a lead index, the store lists
+//! the tenant's names from its per-attribute index ([`crate::ports::LeadIndex::attribute_names`]),
+//! without reading a lead. Otherwise a first pass over the same pages keeps only the set of
+//! names: memory grows with the number of distinct names (at most 100 per lead, and in practice
+//! a few dozen per account), never with the number of leads; it costs one extra read of the
+//! result set, measured in `lib/docs/benchmarks.md`.
 
 use std::collections::BTreeSet;
 use std::io::{Seek, SeekFrom};
@@ -38,6 +39,11 @@ pub const DEFAULT_LINK_TTL_SECS: u64 = 15 * 60;
 /// Rows per XLSX worksheet, header included (Excel's limit); larger exports continue on
 /// another sheet with the same header.
 const XLSX_MAX_ROWS: u32 = 1_048_576;
+
+/// Deflate level of the XLSX container. Compressing the worksheet XML was the largest part of an
+/// XLSX export's CPU at rust_xlsxwriter's default (6); level 1 costs a fraction of it for a
+/// somewhat larger file (figures in lib/docs/benchmarks.md).
+const XLSX_ZIP_LEVEL: u8 = 1;
 
 /// Size of the chunks an XLSX file is streamed in.
 const FILE_CHUNK: usize = 256 * 1024;
@@ -103,15 +109,25 @@ pub struct ExportRequest {
 
 /// The tenant's leads matching a list request, page by page, to the end.
 pub struct LeadPages {
+    deps: Deps,
     leads: LeadService,
     tenant: Tenant,
     req: ListRequest,
+    /// On a store with its own lead index: the (sort value, id) of the last lead read.
+    after: Option<(SortValue, String)>,
     done: bool,
 }
+
+/// Leads one read of the store's lead index hands to an export: larger than a list page, as
+/// nothing is returned to a client in between, still a few megabytes of decoded leads.
+const INDEX_CHUNK: u32 = 2_000;
 
 impl LeadPages {
     /// The next non-empty page; `None` after the last lead.
     pub async fn next(&mut self) -> Result<Option<Vec<Lead>>> {
+        if self.deps.store.lead_index().is_some() {
+            return self.next_indexed().await;
+        }
         while !self.done {
             let page = self.leads.list(&self.tenant, &self.req).await?;
             match page.next_cursor {
@@ -121,6 +137,44 @@ impl LeadPages {
             // A list page may be empty when its read budget ran out between matches.
             if !page.leads.is_empty() {
                 return Ok(Some(page.leads));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The walk `LeadService::list` makes on a store with a lead index (the same scan in list
+    /// order, the same filter evaluator deciding every candidate), minus what only a client
+    /// needs between pages: signing and checking a cursor, re-reading the lead after the page.
+    async fn next_indexed(&mut self) -> Result<Option<Vec<Lead>>> {
+        let Some(index) = self.deps.store.lead_index() else {
+            return Ok(None);
+        };
+        let partition = crate::schema::tenant_pk(&self.tenant.account_id);
+        let (filters, sort) = (&self.req.filters, &self.req.sort);
+        while !self.done {
+            let bodies = index
+                .scan_leads(LeadScan {
+                    partition: &partition,
+                    filters,
+                    sort,
+                    after: self.after.as_ref().map(|(v, id)| (v, id.as_str())),
+                    limit: INDEX_CHUNK,
+                })
+                .await?;
+            self.done = (bodies.len() as u32) < INDEX_CHUNK;
+            let mut page = Vec::with_capacity(bodies.len());
+            for (i, body) in bodies.iter().enumerate() {
+                let lead: Lead = from_body(body)?;
+                // The walk resumes after the last lead read, matching or not.
+                if i + 1 == bodies.len() {
+                    self.after = Some((sort.field.value(&lead), lead.id.clone()));
+                }
+                if filters.matches(&lead) {
+                    page.push(lead);
+                }
+            }
+            if !page.is_empty() {
+                return Ok(Some(page));
             }
         }
         Ok(None)
@@ -189,6 +243,7 @@ impl ExportService {
     /// Every lead of the tenant matching `filters`, in `sort` order, page by page.
     pub fn pages(&self, t: &Tenant, sort: &Sort, filters: &FilterSet) -> LeadPages {
         LeadPages {
+            deps: self.deps.clone(),
             leads: self.leads.clone(),
             tenant: t.clone(),
             req: ListRequest {
@@ -197,6 +252,7 @@ impl ExportService {
                 sort: sort.clone(),
                 filters: filters.clone(),
             },
+            after: None,
             done: false,
         }
     }
@@ -250,39 +306,14 @@ impl ExportService {
 
     /// Every attribute name of the leads an export holds (the `attr:<name>` columns of CSV and
     /// XLSX). Without filters on a store with its own lead index, every lead of the tenant is in
-    /// the export, so the pass reads the stored bodies straight from the index and decodes only
-    /// what it needs of each (its id, its creation time and its attributes' names); otherwise it
-    /// walks the export's own list pages.
+    /// the export, so the store answers from its per-attribute index without reading a lead;
+    /// otherwise this walks the export's own list pages.
     async fn attribute_names(&self, t: &Tenant, req: &ExportRequest) -> Result<BTreeSet<String>> {
         let mut names = BTreeSet::new();
         match self.deps.store.lead_index() {
             Some(index) if req.filters.is_empty() => {
                 let partition = crate::schema::tenant_pk(&t.account_id);
-                let sort = Sort::default();
-                let mut after: Option<(SortValue, String)> = None;
-                loop {
-                    let bodies = index
-                        .scan_leads(LeadScan {
-                            partition: &partition,
-                            filters: &req.filters,
-                            sort: &sort,
-                            after: after.as_ref().map(|(v, id)| (v, id.as_str())),
-                            limit: MAX_LIMIT,
-                        })
-                        .await?;
-                    let mut last = None;
-                    for body in &bodies {
-                        let names_of: AttributeNames = from_body(body)?;
-                        add_names(&mut names, names_of.attributes.iter().map(|a| &a.name));
-                        last = Some(names_of);
-                    }
-                    match last {
-                        Some(l) if bodies.len() as u32 == MAX_LIMIT => {
-                            after = Some((SortValue::Num(l.created_at as f64), l.id));
-                        }
-                        _ => break,
-                    }
-                }
+                names.extend(index.attribute_names(&partition).await?);
             }
             _ => {
                 let mut scan = self.pages(t, &req.sort, &req.filters);
@@ -370,22 +401,6 @@ fn add_names<'a>(names: &mut BTreeSet<String>, attrs: impl Iterator<Item = &'a S
     }
 }
 
-/// What the attribute-name pass decodes of a stored lead; serde skips the rest of the body
-/// without building it.
-#[derive(serde::Deserialize)]
-struct AttributeNames {
-    id: String,
-    created_at: i64,
-    #[serde(default)]
-    attributes: Vec<AttributeName>,
-}
-
-/// An attribute's name, the rest of it skipped.
-#[derive(serde::Deserialize)]
-struct AttributeName {
-    name: String,
-}
-
 enum State {
     Csv {
         pages: LeadPages,
@@ -439,19 +454,19 @@ impl Export {
                 columns,
                 started,
             } => {
-                let mut w = csv::WriterBuilder::new().from_writer(Vec::with_capacity(64 * 1024));
+                let mut buf = Vec::with_capacity(256 * 1024);
                 if !*started {
                     *started = true;
-                    w.write_record(columns.headers()).map_err(Error::internal)?;
+                    let headers = columns.headers();
+                    push_csv_record(&mut buf, headers.iter().map(|h| h.as_bytes()));
                 }
                 match pages.next().await? {
                     Some(page) => {
                         self.rows += page.len() as u64;
-                        write_csv_rows(&mut w, columns, &page)?;
+                        write_csv_rows(&mut buf, columns, &page);
                     }
                     None => self.state = State::Done,
                 }
-                let buf = w.into_inner().map_err(Error::internal)?;
                 // The header of an empty export still comes out before the end.
                 if buf.is_empty() {
                     None
@@ -522,46 +537,94 @@ impl Export {
     }
 }
 
-fn write_csv_rows(w: &mut csv::Writer<Vec<u8>>, columns: &Columns, page: &[Lead]) -> Result<()> {
+/// Appends one CSV field: quoted (quotes doubled) when it holds a delimiter, a quote or a line
+/// break, as is, otherwise. The same bytes as the `csv` crate's writer with its defaults
+/// (`QuoteStyle::Necessary`, `\n` terminator), which the import reads back.
+fn push_csv_field(buf: &mut Vec<u8>, field: &[u8]) {
+    if field
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
+        buf.push(b'"');
+        for part in field.split_inclusive(|b| *b == b'"') {
+            buf.extend_from_slice(part);
+            if part.last() == Some(&b'"') {
+                buf.push(b'"');
+            }
+        }
+        buf.push(b'"');
+    } else {
+        buf.extend_from_slice(field);
+    }
+}
+
+/// Appends a record of several fields (a lone empty field would need quoting to stay a record;
+/// exported records always have more than one).
+fn push_csv_record<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = &'a [u8]>) {
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        push_csv_field(buf, f);
+    }
+    buf.push(b'\n');
+}
+
+/// Appends `x` as `f64`'s `Display` writes it; whole numbers, most of what leads hold (counts,
+/// ratings, scores), skip the float formatter.
+fn push_number(buf: &mut Vec<u8>, x: f64) {
+    if x.fract() == 0.0 && x.abs() < 1e15 && !(x == 0.0 && x.is_sign_negative()) {
+        let mut n = x as i64;
+        if n < 0 {
+            buf.push(b'-');
+            n = -n;
+        }
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        buf.extend_from_slice(&digits[i..]);
+    } else {
+        use std::io::Write as _;
+        let _ = write!(buf, "{x}");
+    }
+}
+
+/// Appends the rows of `page`, one CSV record per lead.
+fn write_csv_rows(buf: &mut Vec<u8>, columns: &Columns, page: &[Lead]) {
     let mut cells = Vec::new();
-    let mut num = String::new();
+    let mut text = String::new();
     for lead in page {
         columns.row(lead, &mut cells);
-        for cell in &cells {
-            num.clear();
-            let field: &[u8] = match cell {
-                Cell::Empty => b"",
-                Cell::Text(s) => {
-                    let n = neutralise(s);
-                    if let std::borrow::Cow::Owned(o) = n {
-                        num = o;
-                        num.as_bytes()
-                    } else {
-                        s.as_bytes()
-                    }
-                }
-                Cell::Number(x) => {
-                    use std::fmt::Write as _;
-                    let _ = write!(num, "{x}");
-                    num.as_bytes()
-                }
-                Cell::Bool(b) => {
-                    if *b {
-                        b"true"
-                    } else {
-                        b"false"
-                    }
-                }
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            match cell {
+                Cell::Empty => {}
+                Cell::Text(s) => match neutralise(s) {
+                    std::borrow::Cow::Borrowed(s) => push_csv_field(buf, s.as_bytes()),
+                    std::borrow::Cow::Owned(o) => push_csv_field(buf, o.as_bytes()),
+                },
+                Cell::Number(x) => push_number(buf, *x),
+                Cell::Bool(true) => buf.extend_from_slice(b"true"),
+                Cell::Bool(false) => buf.extend_from_slice(b"false"),
                 Cell::Time(t) => {
-                    push_rfc3339(*t, &mut num);
-                    num.as_bytes()
+                    // RFC 3339 text never needs quoting.
+                    text.clear();
+                    push_rfc3339(*t, &mut text);
+                    buf.extend_from_slice(text.as_bytes());
                 }
-            };
-            w.write_field(field).map_err(Error::internal)?;
+            }
         }
-        w.write_record(None::<&[u8]>).map_err(Error::internal)?;
+        buf.push(b'\n');
     }
-    Ok(())
 }
 
 /// Writes the workbook in rust_xlsxwriter's constant-memory mode (each row goes to a temporary
@@ -608,6 +671,7 @@ fn write_xlsx(
 ) -> Result<(std::fs::File, u64)> {
     use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format as XFormat, Workbook};
     let mut wb = Workbook::new();
+    wb.set_zip_compression_level(XLSX_ZIP_LEVEL);
     let created = ExcelDateTime::from_timestamp(created_at).map_err(xlsx_err)?;
     wb.set_properties(&DocProperties::new().set_creation_datetime(&created));
     let bold = XFormat::new().set_bold();
@@ -663,4 +727,63 @@ fn write_xlsx(
     wb.save_to_writer(&mut file).map_err(xlsx_err)?;
     file.seek(SeekFrom::Start(0)).map_err(Error::internal)?;
     Ok((file, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written CSV encoder must produce the bytes of the `csv` crate's writer, which the
+    /// importer (and every spreadsheet) reads.
+    #[test]
+    fn csv_records_match_the_csv_crate() {
+        let fields: [&[u8]; 12] = [
+            b"",
+            b"plain",
+            b"a,b",
+            b"say \"hi\"",
+            b"\"",
+            b"\"\"x\"",
+            b"line\nbreak",
+            b"cr\rhere",
+            b"'=1+1",
+            "Zürich, CH".as_bytes(),
+            b"  spaced  ",
+            b"#hash",
+        ];
+        let mut ours = Vec::new();
+        let mut theirs = csv::WriterBuilder::new().from_writer(Vec::new());
+        for window in fields.windows(3) {
+            push_csv_record(&mut ours, window.iter().copied());
+            theirs.write_record(window).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(theirs.into_inner().unwrap()).unwrap()
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            4.5,
+            -2.25,
+            1e15,
+            999_999_999_999_999.0,
+            -1e14,
+            0.1,
+            1e-7,
+            1e300,
+            12345.0,
+            -987654321.0,
+        ] {
+            let mut buf = Vec::new();
+            push_number(&mut buf, x);
+            assert_eq!(String::from_utf8(buf).unwrap(), format!("{x}"), "{x}");
+        }
+    }
 }

@@ -2,8 +2,10 @@
 //! peak memory growth of exporting N leads as CSV, JSON and XLSX, and the rate of importing N
 //! CSV rows through the ingest service.
 //!
-//! `cargo run --release -p klozeo-tests --bin export_bench -- [N] [--no-import]` (default
-//! 100,000; `--no-import` skips the import, which at 1,000,000 rows would dominate). Linux only:
+//! `cargo run --release -p klozeo-tests --bin export_bench -- [N] [--no-import] [--data-dir DIR]`
+//! (default 100,000; `--no-import` skips the import, which at 1,000,000 rows would dominate;
+//! `--data-dir` keeps the seeded store in DIR and reuses it on the next run with the same N,
+//! so repeated measurements skip the seeding). Linux only:
 //! CPU time comes from /proc/self/stat, peak memory from VmHWM in /proc/self/status, reset
 //! between runs through /proc/self/clear_refs.
 
@@ -50,25 +52,34 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
     let import = !std::env::args().any(|a| a == "--no-import");
-    let dir = tempfile::tempdir()?;
+    let args: Vec<String> = std::env::args().collect();
+    let kept = args
+        .iter()
+        .position(|a| a == "--data-dir")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir()?;
+    let data_dir = kept.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let marker = data_dir.join(format!("export_bench-seeded-{n}"));
+    let reuse = kept.is_some() && marker.exists();
     let mut config = klozeo_tests::test_config();
     config.store = klozeo_core::config::StoreConfig::Embedded {
-        data_dir: dir.path().to_path_buf(),
+        data_dir: data_dir.clone(),
     };
-    let store = Arc::new(klozeo_core::adapters::sqlite::SqliteStore::open(
-        dir.path(),
-    )?);
+    let store = Arc::new(klozeo_core::adapters::sqlite::SqliteStore::open(&data_dir)?);
     let app = App::with_store(store, &config)?;
-    let (a, _) = app
-        .accounts
-        .create_account("bench@example.com", "unlimited")
-        .await?;
-    let t = app.accounts.tenant_for_email(&a.email).await?;
+    if !reuse {
+        app.accounts
+            .create_account("bench@example.com", "unlimited")
+            .await?;
+    }
+    let t = app.accounts.tenant_for_email("bench@example.com").await?;
     let now_ms = 1_795_000_000_000i64;
     let ids = UuidIds;
     use klozeo_core::ports::IdSource as _;
     let seeded = Instant::now();
-    for chunk_start in (0..n).step_by(100) {
+    let seed_from = if reuse { n } else { 0 };
+    for chunk_start in (seed_from..n).step_by(100) {
         let ops = (chunk_start..(chunk_start + 100).min(n))
             .map(|i| {
                 let lead = Lead {
@@ -116,12 +127,19 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
-    println!(
-        "seeded {n} leads in {:.1} s",
-        seeded.elapsed().as_secs_f64()
-    );
+    if reuse {
+        println!("reusing {n} seeded leads in {}", data_dir.display());
+    } else {
+        println!(
+            "seeded {n} leads in {:.1} s",
+            seeded.elapsed().as_secs_f64()
+        );
+        if kept.is_some() {
+            std::fs::write(&marker, b"")?;
+        }
+    }
 
-    let csv_path = dir.path().join("export.csv");
+    let csv_path = temp.path().join("export.csv");
     let mut csv_file = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
     for format in [Format::Csv, Format::Json, Format::Xlsx] {
         reset_peak();
@@ -159,7 +177,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let (b, _) = app
         .accounts
-        .create_account("bench2@example.com", "unlimited")
+        .create_account(
+            &format!("bench-import-{}@example.com", std::process::id()),
+            "unlimited",
+        )
         .await?;
     let t2 = app.accounts.tenant_for_email(&b.email).await?;
     let mut imp = Import::new(app.ingest.clone(), t2, false);
