@@ -12,13 +12,13 @@ use serde_json::{Value, json};
 
 /// The synthetic leads: (name, city, rating, vip) for lead `i`.
 fn lead(i: usize) -> (String, &'static str, f64, bool) {
-    let name = if i % 4 == 0 {
+    let name = if i.is_multiple_of(4) {
         format!("Orbit {i:03}")
     } else {
         format!("Acme {i:03}")
     };
-    let city = if i % 2 == 0 { "Paris" } else { "Lyon" };
-    (name, city, (i % 5 + 1) as f64, i % 3 == 0)
+    let city = if i.is_multiple_of(2) { "Paris" } else { "Lyon" };
+    (name, city, (i % 5 + 1) as f64, i.is_multiple_of(3))
 }
 
 const LEADS: usize = 120;
