@@ -32,6 +32,9 @@ pub const DB_FILE: &str = "klozeo.db";
 
 /// Read-only connections opened next to the writer of a file database.
 const READERS: usize = 4;
+/// Settings of each read connection: up to 2 GiB of the file memory-mapped (SQLite caps it at
+/// its compile-time maximum) and a 16 MiB page cache.
+const READER_PRAGMAS: &str = "PRAGMA mmap_size=2147483648; PRAGMA cache_size=-16384;";
 
 /// Transactions waiting for the next group commit (one, or the ordered transactions of one
 /// [`Store::transact_many`] call), and where their outcomes go.
@@ -102,6 +105,12 @@ impl SqliteStore {
             r.busy_timeout(std::time::Duration::from_secs(10))
                 .map_err(db_err)?;
             r.set_prepared_statement_cache_capacity(256);
+            // A filtered list walks an index and looks each candidate up in `lead_rows` and
+            // `items`: with SQLite's default 2 MiB page cache those lookups are mostly `pread`
+            // copies of pages the OS already caches. Mapping the file lets the readers share
+            // the OS cache without copying, and a larger page cache keeps the hot index pages.
+            // Readers only: the writer's I/O (and so durability) is unchanged.
+            r.execute_batch(READER_PRAGMAS).map_err(db_err)?;
             readers.push(Mutex::new(r));
         }
         store.readers = Arc::new(readers);

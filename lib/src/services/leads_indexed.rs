@@ -43,16 +43,21 @@ pub(crate) async fn list(
     let mut leads: Vec<Lead> = Vec::with_capacity(want);
     let mut budget = SCAN_BUDGET;
     let mut items_read = 0u64;
+    let mut rounds = 0u32;
     let stopped_early = loop {
         let missing = (want - leads.len()) as u32;
-        // Without filters every candidate matches; with them, read ahead so a typical page
-        // takes one round trip.
-        let chunk = if filters.is_empty() {
+        // The first read asks for exactly what the page still needs: the SQL part of the
+        // common filters (equality, ranges, tags, `contains`) is what the evaluator decides, so
+        // its candidates are nearly all matches, and every candidate read costs a JSON decode.
+        // When the evaluator does reject candidates (a filter SQL cannot express), later reads
+        // grow so a sparse match still takes few round trips.
+        let chunk = if filters.is_empty() || rounds == 0 {
             missing
         } else {
-            missing.saturating_mul(4).max(200)
+            missing.saturating_mul(4 << rounds.min(4)).max(200)
         }
         .min(budget);
+        rounds += 1;
         let bodies = index
             .scan_leads(LeadScan {
                 partition: &partition,
