@@ -142,6 +142,7 @@ impl SqliteStore {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
+             PRAGMA temp_store=MEMORY;
              PRAGMA foreign_keys=OFF;
              CREATE TABLE IF NOT EXISTS items(
                  tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
@@ -366,7 +367,7 @@ fn commit_group(
     for p in group {
         let mut member = Vec::with_capacity(p.groups.len());
         for ops in &p.groups {
-            tx.execute_batch("SAVEPOINT member").map_err(db_err)?;
+            savepoint(&tx, "SAVEPOINT member")?;
             let mut outcome = Ok(());
             for (i, op) in ops.iter().enumerate() {
                 match apply_op(&tx, op, write) {
@@ -382,9 +383,9 @@ fn commit_group(
                 }
             }
             if outcome.is_err() {
-                tx.execute_batch("ROLLBACK TO member").map_err(db_err)?;
+                savepoint(&tx, "ROLLBACK TO member")?;
             }
-            tx.execute_batch("RELEASE member").map_err(db_err)?;
+            savepoint(&tx, "RELEASE member")?;
             let failed = outcome.is_err();
             member.push(outcome);
             // The transactions of one `transact_many` stop at the first that fails.
@@ -396,6 +397,14 @@ fn commit_group(
     }
     tx.commit().map_err(db_err)?;
     Ok(outcomes)
+}
+
+/// Runs a savepoint statement from the statement cache (a group commit runs three per member).
+fn savepoint(tx: &Connection, sql: &str) -> Result<(), Error> {
+    tx.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
+        .map_err(db_err)
 }
 
 fn delete_row(tx: &Connection, tbl: &str, key: &Key) -> rusqlite::Result<()> {
@@ -673,8 +682,10 @@ fn query_sql(req: &QueryReq, now: i64) -> (String, Vec<SqlValue>) {
         None => sql.push_str(&format!(" ORDER BY i.sk {dir}")),
         Some(_) => sql.push_str(&format!(" ORDER BY x.isk {dir}, x.pk {dir}, x.sk {dir}")),
     }
-    args.push(SqlValue::Integer(i64::from(req.limit)));
-    sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    // The limit is written into the SQL, not bound: SQLite plans with a bound LIMIT's value
+    // and then expires the statement whenever it is bound again, so every run of a cached
+    // query would be parsed and planned anew (most of a bulk load's dedup lookups).
+    sql.push_str(&format!(" LIMIT {}", req.limit));
     (sql, args)
 }
 

@@ -242,14 +242,12 @@ pub trait Store: Send + Sync {
     /// a time; the embedded store runs them all in one go on one connection, sparing a thread
     /// hand-off per lookup.
     async fn query_many(&self, reqs: &[QueryReq]) -> Result<Vec<Page>, Error> {
-        use futures_util::StreamExt;
-        futures_util::stream::iter(reqs)
-            .map(|req| self.query(req))
-            .buffered(8)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect()
+        let mut pages = Vec::with_capacity(reqs.len());
+        for chunk in reqs.chunks(8) {
+            let reads: Vec<_> = chunk.iter().map(|req| self.query(req)).collect();
+            pages.extend(futures_util::future::try_join_all(reads).await?);
+        }
+        Ok(pages)
     }
     /// Applies every write atomically, or none when a condition fails.
     ///

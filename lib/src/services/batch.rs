@@ -31,8 +31,7 @@ use async_trait::async_trait;
 use crate::error::Error;
 use crate::ports::{
     Cond, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page, Position,
-    QueryReq, SkCond, Store, StoreError, Table, WriteOp, check_transaction, item_size,
-    transaction_bytes,
+    QueryReq, SkCond, Store, StoreError, Table, WriteOp, check_transaction, transaction_bytes,
 };
 
 /// What the store held for a key before the batch, as far as the view knows.
@@ -294,13 +293,17 @@ impl BatchView {
                     ops.push(op);
                 }
             }
+            let sizes: Vec<usize> = ops
+                .iter()
+                .map(|op| transaction_bytes(std::slice::from_ref(op)))
+                .collect();
             // Try it in the current transaction, else in a new one; alone it must fit.
-            if cur.admits(&ops, &c.adds) {
-                cur.take(ops, c.adds);
+            if cur.admits(&ops, &sizes, &c.adds) {
+                cur.take(ops, &sizes, c.adds);
                 cur_items.extend(c.items);
                 continue;
             }
-            if !Packing::default().admits(&ops, &c.adds) {
+            if !Packing::default().admits(&ops, &sizes, &c.adds) {
                 stop_at = Some(root);
                 plan.replay.extend(c.items);
                 continue;
@@ -310,7 +313,7 @@ impl BatchView {
                 plan.chunks
                     .push((full.into_ops(), std::mem::take(&mut cur_items)));
             }
-            cur.take(ops, c.adds);
+            cur.take(ops, &sizes, c.adds);
             cur_items = c.items;
         }
         if !cur_items.is_empty() {
@@ -401,21 +404,21 @@ impl Packing {
         self.ops.is_empty() && self.adds.is_empty()
     }
 
-    /// Whether this transaction with `ops` and `adds` added would pass [`check_transaction`].
-    fn admits(&self, ops: &[WriteOp], adds: &Adds) -> bool {
+    /// Whether this transaction with `ops` (of `sizes` bytes each) and `adds` added would pass
+    /// [`check_transaction`].
+    fn admits(&self, ops: &[WriteOp], sizes: &[usize], adds: &Adds) -> bool {
         let mut op_keys: HashSet<(Table, &Key)> = HashSet::with_capacity(ops.len());
         let mut bytes = self.op_bytes + self.add_bytes;
-        for op in ops {
+        for (op, size) in ops.iter().zip(sizes) {
             let (t, k) = op.target();
             if !op_keys.insert((t, k)) || self.keys.contains(&(t, k.clone())) {
                 return false;
             }
-            if let WriteOp::Put { item, .. } = op
-                && item_size(item) > MAX_ITEM_BYTES
-            {
+            // A put's transaction bytes are its item's size.
+            if matches!(op, WriteOp::Put { .. }) && *size > MAX_ITEM_BYTES {
                 return false;
             }
-            bytes += transaction_bytes(std::slice::from_ref(op));
+            bytes += size;
         }
         let mut count = self.ops.len() + ops.len() + self.nonzero_adds;
         for ((t, k), (d, _)) in adds {
@@ -438,11 +441,11 @@ impl Packing {
     }
 
     /// Adds `ops` and `adds` (after [`Packing::admits`] said they fit).
-    fn take(&mut self, ops: Vec<WriteOp>, adds: Adds) {
-        for op in &ops {
+    fn take(&mut self, ops: Vec<WriteOp>, sizes: &[usize], adds: Adds) {
+        for (op, size) in ops.iter().zip(sizes) {
             let (t, k) = op.target();
             self.keys.insert((t, k.clone()));
-            self.op_bytes += transaction_bytes(std::slice::from_ref(op));
+            self.op_bytes += size;
         }
         self.ops.extend(ops);
         for (key, (d, m)) in adds {
