@@ -453,7 +453,9 @@ fn lead_rows_in(dir: &std::path::Path) -> (i64, i64) {
 
 /// Names of a list page sorted by name, and the leads of one city, as a user reads them.
 async fn names_and_paris(api: &Api) -> (Vec<String>, usize) {
-    let (st, page) = api.get("/leads?sort_by=name&sort_order=asc&limit=100").await;
+    let (st, page) = api
+        .get("/leads?sort_by=name&sort_order=asc&limit=100")
+        .await;
     assert_eq!(st, StatusCode::OK, "{page}");
     let names = page["leads"]
         .as_array()
