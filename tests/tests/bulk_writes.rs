@@ -436,3 +436,85 @@ async fn a_batch_of_500_is_one_durable_commit_on_the_embedded_store() {
     );
     assert_eq!(all_leads(&api).await.len(), 500);
 }
+
+/// Rows of the store's `idx` table for lead items, and rows of its typed lead table.
+fn lead_rows_in(dir: &std::path::Path) -> (i64, i64) {
+    let db = rusqlite::Connection::open_with_flags(
+        dir.join(klozeo_core::adapters::sqlite::DB_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    (
+        count("SELECT count(*) FROM idx WHERE tbl = 'leads' AND sk LIKE 'L#%'"),
+        count("SELECT count(*) FROM lead_rows"),
+    )
+}
+
+/// Names of a list page sorted by name, and the leads of one city, as a user reads them.
+async fn names_and_paris(api: &Api) -> (Vec<String>, usize) {
+    let (st, page) = api
+        .get("/leads?sort_by=name&sort_order=asc&limit=100")
+        .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    let names = page["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    let (st, page) = api.get("/leads?filter=and.eq.city.Paris&limit=100").await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    (names, page["leads"].as_array().unwrap().len())
+}
+
+/// The embedded store lists leads from its typed table, so a bulk load writes no `idx` rows
+/// for them (it wrote 17 per lead); a store read through the key-range planner (as the
+/// planner tests do) still gets them, and both answer the same lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_writes_index_rows_only_for_the_key_range_planner() {
+    let leads: Vec<Value> = (0..60)
+        .map(|i| {
+            json!({"name": format!("Lead {:02}", 59 - i), "source": "web",
+                   "email": format!("l{i}@x.com"), "city": if i % 3 == 0 { "Paris" } else { "Lyon" },
+                   "rating": f64::from(i % 5)})
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for planner in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.set_lead_index_entries(planner);
+        let shared: Arc<dyn klozeo_core::ports::Store> = Arc::new(store);
+        let s = TestServer::start_wrapped(Backend::Embedded, move |_| {
+            if planner {
+                klozeo_tests::planner_only(shared)
+            } else {
+                shared
+            }
+        })
+        .await;
+        let api = Api::on_plan(&s, "unlimited").await;
+        let (st, body) = api
+            .send(
+                Method::POST,
+                "/leads/batch",
+                Some(json!({ "leads": leads })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+        let (idx_rows, typed_rows) = lead_rows_in(dir.path());
+        assert_eq!(typed_rows, 60, "planner {planner}");
+        if planner {
+            // status, source, city and the 14 sort indexes.
+            assert_eq!(idx_rows, 60 * 17);
+        } else {
+            assert_eq!(idx_rows, 0);
+        }
+        answers.push(names_and_paris(&api).await);
+    }
+    let want: Vec<String> = (0..60).map(|i| format!("Lead {i:02}")).collect();
+    assert_eq!(answers[0].0, want);
+    assert_eq!(answers[0].1, 20);
+    assert_eq!(answers[0], answers[1]);
+}

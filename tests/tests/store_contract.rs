@@ -674,3 +674,51 @@ async fn expired_items_do_not_shorten_a_page() {
     })
     .await;
 }
+
+/// `query_many` answers each request's page, in the order asked, exactly as `query` would:
+/// limits that differ from one request to the next (a bulk write's phone and name + city
+/// lookups alternate 1 and more), empty ranges and resumed ranges included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_many_answers_each_page_as_query_does() {
+    each_backend(|s, b| async move {
+        let mut ops = Vec::new();
+        for i in 0..12 {
+            ops.push(put(item("qm", &format!("P#{i:02}"), "p"), Cond::Always));
+            ops.push(put(item("qm", &format!("N#{i:02}"), "n"), Cond::Always));
+        }
+        s.transact(ops).await.unwrap();
+        let mut resumed = range("qm", SkCond::BeginsWith("P#".into()), None, 4);
+        resumed.start_after = Some(Position {
+            key: Key::new("qm", "P#05"),
+            index: None,
+        });
+        let mut reqs = Vec::new();
+        for limit in [1, 5, 1, 100, 3] {
+            reqs.push(range("qm", SkCond::BeginsWith("P#".into()), None, limit));
+            reqs.push(range("qm", SkCond::BeginsWith("N#0".into()), None, limit));
+        }
+        reqs.push(range("qm", SkCond::BeginsWith("Z#".into()), None, 5));
+        reqs.push(resumed);
+        let pages = s.query_many(&reqs).await.unwrap();
+        assert_eq!(pages.len(), reqs.len(), "{b:?}");
+        for (req, page) in reqs.iter().zip(&pages) {
+            let alone = s.query(req).await.unwrap();
+            let keys_of = |p: &klozeo_core::ports::Page| -> Vec<String> {
+                p.items.iter().map(|i| i.key.sk.clone()).collect()
+            };
+            assert_eq!(keys_of(page), keys_of(&alone), "{b:?} {req:?}");
+            assert_eq!(
+                page.last.as_ref().map(|p| p.key.clone()),
+                alone.last.as_ref().map(|p| p.key.clone()),
+                "{b:?} {req:?}"
+            );
+        }
+        assert_eq!(pages[0].items.len(), 1);
+        assert_eq!(pages[0].items[0].key.sk, "P#00");
+        assert_eq!(pages[7].items.len(), 10, "N#00..N#09 under a limit of 100");
+        assert!(pages[10].items.is_empty());
+        let resumed: Vec<&str> = pages[11].items.iter().map(|i| i.key.sk.as_str()).collect();
+        assert_eq!(resumed, ["P#06", "P#07", "P#08", "P#09"]);
+    })
+    .await;
+}

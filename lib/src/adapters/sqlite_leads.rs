@@ -154,11 +154,12 @@ pub(super) fn remove(tx: &Connection, pk: &str, sk: &str) -> rusqlite::Result<()
     Ok(())
 }
 
-/// Writes the rows of a lead item whose old rows are already removed. A body that is not a
-/// lead (only hand-made test items) gets no rows: it is not listed, as it could not be shown.
-pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqlite::Result<()> {
+/// Writes the rows of a lead item whose old rows are already removed; whether it did. A body
+/// that is not a lead (only hand-made test items) gets no rows: it is not listed, as it could
+/// not be shown.
+pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqlite::Result<bool> {
     let Ok(lead) = serde_json::from_slice::<Lead>(body) else {
-        return Ok(());
+        return Ok(false);
     };
     static INSERT: OnceLock<String> = OnceLock::new();
     let sql = INSERT.get_or_init(|| {
@@ -193,7 +194,7 @@ pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqli
             stmt.execute(params![pk, sk, a.name, num, txt])?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Every distinct attribute name of the partition's leads, sorted.

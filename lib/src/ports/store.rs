@@ -236,6 +236,19 @@ pub trait Store: Send + Sync {
     /// position of the last item returned, and there may be nothing after it. A `limit` of 0
     /// reads nothing and returns an empty page without a position.
     async fn query(&self, req: &QueryReq) -> Result<Page, Error>;
+    /// Runs several [`Store::query`]s, answering their pages in the order of `reqs`.
+    ///
+    /// A bulk write reads ahead the dedup lookups of all its items. This default runs eight at
+    /// a time; the embedded store runs them all in one go on one connection, sparing a thread
+    /// hand-off per lookup.
+    async fn query_many(&self, reqs: &[QueryReq]) -> Result<Vec<Page>, Error> {
+        let mut pages = Vec::with_capacity(reqs.len());
+        for chunk in reqs.chunks(8) {
+            let reads: Vec<_> = chunk.iter().map(|req| self.query(req)).collect();
+            pages.extend(futures_util::future::try_join_all(reads).await?);
+        }
+        Ok(pages)
+    }
     /// Applies every write atomically, or none when a condition fails.
     ///
     /// Before anything is written the group must pass [`check_transaction`] (DynamoDB's limits,

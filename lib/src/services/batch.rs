@@ -30,8 +30,8 @@ use async_trait::async_trait;
 
 use crate::error::Error;
 use crate::ports::{
-    Cond, Item, Key, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page, Position, QueryReq, SkCond,
-    Store, StoreError, Table, WriteOp, check_transaction, transaction_bytes,
+    Cond, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page, Position,
+    QueryReq, SkCond, Store, StoreError, Table, WriteOp, check_transaction, transaction_bytes,
 };
 
 /// What the store held for a key before the batch, as far as the view knows.
@@ -208,19 +208,10 @@ impl BatchView {
 
     /// Runs ahead the queries the items will make, several at a time.
     pub(crate) async fn prefetch_queries(&self, reqs: Vec<QueryReq>) -> Result<(), Error> {
-        use futures_util::StreamExt;
-        let pages: Vec<Result<(String, Page), Error>> = futures_util::stream::iter(reqs)
-            .map(|req| async move {
-                let page = self.base.query(&req).await?;
-                Ok((format!("{req:?}"), page))
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
+        let pages = self.base.query_many(&reqs).await?;
         let mut st = lock(&self.state)?;
-        for p in pages {
-            let (k, page) = p?;
-            st.queries.insert(k, page);
+        for (req, page) in reqs.iter().zip(pages) {
+            st.queries.insert(format!("{req:?}"), page);
         }
         Ok(())
     }
@@ -259,7 +250,7 @@ impl BatchView {
         struct Comp {
             items: Vec<usize>,
             keys: Vec<(Table, Key)>,
-            adds: BTreeMap<(TableOrd, Key), (i64, Option<i64>)>,
+            adds: Adds,
         }
         let mut comps: BTreeMap<usize, Comp> = BTreeMap::new();
         let mut seen_keys: HashSet<(Table, Key)> = HashSet::new();
@@ -284,8 +275,11 @@ impl BatchView {
             chunks: Vec::new(),
             replay: Vec::new(),
         };
-        let mut cur_ops: Vec<WriteOp> = Vec::new();
-        let mut cur_adds: BTreeMap<(TableOrd, Key), (i64, Option<i64>)> = BTreeMap::new();
+        // The transaction being filled. Whether a component fits is decided from running
+        // totals (writes, bytes, keys), so packing stays linear in the batch: assembling and
+        // checking the whole candidate transaction for every component cost each lead a copy
+        // of up to a hundred writes.
+        let mut cur = Packing::default();
         let mut cur_items: Vec<usize> = Vec::new();
         let mut stop_at: Option<usize> = None;
         for (root, c) in comps {
@@ -299,39 +293,31 @@ impl BatchView {
                     ops.push(op);
                 }
             }
+            let sizes: Vec<usize> = ops
+                .iter()
+                .map(|op| transaction_bytes(std::slice::from_ref(op)))
+                .collect();
             // Try it in the current transaction, else in a new one; alone it must fit.
-            let mut merged_adds = cur_adds.clone();
-            for (k, (d, m)) in &c.adds {
-                let e = merged_adds.entry(k.clone()).or_insert((0, None));
-                e.0 += d;
-                e.1 = e.1.or(*m);
-            }
-            let candidate = assemble(&cur_ops, &ops, &merged_adds);
-            if fits(&candidate) {
-                cur_ops.extend(ops);
-                cur_adds = merged_adds;
+            if cur.admits(&ops, &sizes, &c.adds) {
+                cur.take(ops, &sizes, c.adds);
                 cur_items.extend(c.items);
                 continue;
             }
-            let alone = assemble(&[], &ops, &c.adds);
-            if !fits(&alone) {
+            if !Packing::default().admits(&ops, &sizes, &c.adds) {
                 stop_at = Some(root);
                 plan.replay.extend(c.items);
                 continue;
             }
-            if !cur_ops.is_empty() || !cur_adds.is_empty() {
-                plan.chunks.push((
-                    assemble(&cur_ops, &[], &cur_adds),
-                    std::mem::take(&mut cur_items),
-                ));
+            let full = std::mem::take(&mut cur);
+            if !full.is_empty() {
+                plan.chunks
+                    .push((full.into_ops(), std::mem::take(&mut cur_items)));
             }
-            cur_ops = ops;
-            cur_adds = c.adds;
+            cur.take(ops, &sizes, c.adds);
             cur_items = c.items;
         }
         if !cur_items.is_empty() {
-            plan.chunks
-                .push((assemble(&cur_ops, &[], &cur_adds), cur_items));
+            plan.chunks.push((cur.into_ops(), cur_items));
         }
         for (_, items) in &mut plan.chunks {
             items.sort_unstable();
@@ -367,12 +353,8 @@ impl Ord for TableOrd {
     }
 }
 
-fn assemble(
-    ops: &[WriteOp],
-    more: &[WriteOp],
-    adds: &BTreeMap<(TableOrd, Key), (i64, Option<i64>)>,
-) -> Vec<WriteOp> {
-    let mut out: Vec<WriteOp> = ops.iter().chain(more).cloned().collect();
+fn assemble(ops: Vec<WriteOp>, adds: &Adds) -> Vec<WriteOp> {
+    let mut out = ops;
     for ((t, k), (d, m)) in adds {
         // A zero sum changes nothing and cannot pass a bound it did not pass before.
         if *d != 0 {
@@ -387,10 +369,105 @@ fn assemble(
     out
 }
 
-fn fits(ops: &[WriteOp]) -> bool {
-    ops.len() <= MAX_TRANSACTION_OPS
-        && transaction_bytes(ops) <= MAX_TRANSACTION_BYTES
-        && check_transaction(ops).is_ok()
+/// Counter additions of a transaction: summed delta and bound per counter.
+type Adds = BTreeMap<(TableOrd, Key), (i64, Option<i64>)>;
+
+/// A transaction being filled with components, with the running totals that decide whether
+/// another component fits: exactly [`check_transaction`]'s rules (at most
+/// [`MAX_TRANSACTION_OPS`] writes, [`MAX_TRANSACTION_BYTES`] bytes, one write per item, no
+/// item over [`MAX_ITEM_BYTES`]), counting only the counter additions whose sum is not zero.
+#[derive(Default)]
+struct Packing {
+    ops: Vec<WriteOp>,
+    adds: Adds,
+    /// Keys of `ops`.
+    keys: HashSet<(Table, Key)>,
+    /// Bytes of `ops`.
+    op_bytes: usize,
+    /// Additions in `adds` with a non-zero sum, and their bytes.
+    nonzero_adds: usize,
+    add_bytes: usize,
+}
+
+/// What an `Add` on `key` counts towards [`MAX_TRANSACTION_BYTES`] (its delta does not matter).
+fn add_bytes(table: Table, key: &Key) -> usize {
+    transaction_bytes(&[WriteOp::Add {
+        table,
+        key: key.clone(),
+        delta: 0,
+        max: None,
+    }])
+}
+
+impl Packing {
+    fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.adds.is_empty()
+    }
+
+    /// Whether this transaction with `ops` (of `sizes` bytes each) and `adds` added would pass
+    /// [`check_transaction`].
+    fn admits(&self, ops: &[WriteOp], sizes: &[usize], adds: &Adds) -> bool {
+        let mut op_keys: HashSet<(Table, &Key)> = HashSet::with_capacity(ops.len());
+        let mut bytes = self.op_bytes + self.add_bytes;
+        for (op, size) in ops.iter().zip(sizes) {
+            let (t, k) = op.target();
+            if !op_keys.insert((t, k)) || self.keys.contains(&(t, k.clone())) {
+                return false;
+            }
+            // A put's transaction bytes are its item's size.
+            if matches!(op, WriteOp::Put { .. }) && *size > MAX_ITEM_BYTES {
+                return false;
+            }
+            bytes += size;
+        }
+        let mut count = self.ops.len() + ops.len() + self.nonzero_adds;
+        for ((t, k), (d, _)) in adds {
+            let old = self.adds.get(&(*t, k.clone())).map_or(0, |(od, _)| *od);
+            let new = old + d;
+            if old != 0 {
+                count -= 1;
+                bytes -= add_bytes(t.0, k);
+            }
+            if new != 0 {
+                count += 1;
+                bytes += add_bytes(t.0, k);
+                // A counter that is also written: two operations on one item.
+                if self.keys.contains(&(t.0, k.clone())) || op_keys.contains(&(t.0, k)) {
+                    return false;
+                }
+            }
+        }
+        count <= MAX_TRANSACTION_OPS && bytes <= MAX_TRANSACTION_BYTES
+    }
+
+    /// Adds `ops` and `adds` (after [`Packing::admits`] said they fit).
+    fn take(&mut self, ops: Vec<WriteOp>, sizes: &[usize], adds: Adds) {
+        for (op, size) in ops.iter().zip(sizes) {
+            let (t, k) = op.target();
+            self.keys.insert((t, k.clone()));
+            self.op_bytes += size;
+        }
+        self.ops.extend(ops);
+        for (key, (d, m)) in adds {
+            let size = add_bytes(key.0.0, &key.1);
+            let e = self.adds.entry(key).or_insert((0, None));
+            if e.0 != 0 {
+                self.nonzero_adds -= 1;
+                self.add_bytes -= size;
+            }
+            e.0 += d;
+            e.1 = e.1.or(m);
+            if e.0 != 0 {
+                self.nonzero_adds += 1;
+                self.add_bytes += size;
+            }
+        }
+    }
+
+    /// The transaction: the writes, then one `Add` per counter whose sum is not zero.
+    fn into_ops(self) -> Vec<WriteOp> {
+        assemble(self.ops, &self.adds)
+    }
 }
 
 /// The write that takes `key` from what the store held before the batch to what the batch left,

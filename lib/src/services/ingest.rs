@@ -198,7 +198,12 @@ impl IngestService {
         grouped: EventKind,
         lead: &Lead,
     ) -> Result<WriteOp> {
-        let data = serde_json::to_value(lead).map_err(Error::internal)?;
+        let data = match mode {
+            EventMode::Single => serde_json::to_value(lead).map_err(Error::internal)?,
+            // A batch's grouped event lists its members' ids only (`events::fold_group`), so a
+            // member record keeps the id, not a third encoding of the whole lead.
+            EventMode::Member(_) => serde_json::json!({ "id": lead.id }),
+        };
         events::mode_event_op(&self.deps, &t.account_id, mode, single, grouped, data)
     }
 
