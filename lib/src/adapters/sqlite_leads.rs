@@ -548,8 +548,10 @@ pub(super) fn segment_sql(
         }
         _ => unreachable!("segments() pairs attribute sorts with attribute segments"),
     };
-    args.push(SqlValue::Integer(limit as i64));
-    sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    // Written into the SQL, not bound: a bound LIMIT makes SQLite re-prepare the cached
+    // statement on every run (see `query_sql` in adapters/sqlite.rs). Pages ask for a handful
+    // of distinct limits, so the statement cache holds one statement per shape and limit.
+    sql.push_str(&format!(" LIMIT {limit}"));
     (sql, args)
 }
 
