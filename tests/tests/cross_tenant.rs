@@ -217,20 +217,7 @@ async fn req_ok(s: &mut Sweep, key: &str, m: Method, path: &str, body: Option<Va
 
 /// Creates account A with data in every resource.
 async fn seed_owner(server: &TestServer, s: &mut Sweep) -> Owner {
-    let email = format!("owner-{}@a.example", s.probes + std::process::id() as usize);
-    let password = "owner's long password".to_string();
-    let (st, text) = s
-        .call(
-            &Cred::None,
-            &Method::POST,
-            "/register",
-            Some(&json!({"email": email, "password": password})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{text}");
-    let reg: Value = serde_json::from_str(&text).unwrap();
-    let admin = reg["api_key"].as_str().unwrap().to_string();
-    let account_id = reg["id"].as_str().unwrap().to_string();
+    let (email, password, admin, account_id) = register_account(s, "owner").await;
     let lead = req_ok(
         s,
         &admin,
@@ -723,8 +710,8 @@ async fn mcp_sweep(s: &mut Sweep, o: &Owner, b_key: &str, creds: &Creds) -> usiz
     tools.len()
 }
 
-/// Registers an account through the API; its e-mail, password and admin key.
-async fn register_account(s: &mut Sweep, name: &str) -> (String, String, String) {
+/// Registers an account through the API; its e-mail, password, admin key and id.
+async fn register_account(s: &mut Sweep, name: &str) -> (String, String, String, String) {
     let email = format!(
         "{name}-{}@x.example",
         std::process::id() as usize + s.probes
@@ -739,11 +726,9 @@ async fn register_account(s: &mut Sweep, name: &str) -> (String, String, String)
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{text}");
-    let key = serde_json::from_str::<Value>(&text).unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (email, password, key)
+    let reg: Value = serde_json::from_str(&text).unwrap();
+    let field = |f: &str| reg[f].as_str().unwrap().to_string();
+    (email, password, field("api_key"), field("id"))
 }
 
 /// A signs in through its own client three times: an admin grant, a read grant, and a grant
@@ -881,10 +866,10 @@ async fn every_operation_and_every_tool_keeps_tenants_apart() {
         server.app.oauth.default_public_url(&server.origin);
         let mut owner = seed_owner(&server, &mut s).await;
         let oa = owner_oauth(&mut s, &mut owner).await;
-        let (_, _, intruder) = register_account(&mut s, "intruder").await;
+        let (_, _, intruder, _) = register_account(&mut s, "intruder").await;
         let b_client = new_client(&s.origin, "Intruder client").await;
         // C signs in through its own client: its token is the second intruder.
-        let (c_email, c_password, _) = register_account(&mut s, "third").await;
+        let (c_email, c_password, _, _) = register_account(&mut s, "third").await;
         let c_token = tokens_for(
             &s.origin,
             &b_client,
