@@ -428,6 +428,19 @@ impl Api {
         v["id"].as_str().expect("an id").to_string()
     }
 
+    /// `POST /leads/batch` with `leads` that must succeed; returns the answer.
+    pub async fn batch_create(&self, leads: Vec<serde_json::Value>) -> serde_json::Value {
+        let (st, v) = self
+            .send(
+                reqwest::Method::POST,
+                "/leads/batch",
+                Some(serde_json::json!({ "leads": leads })),
+            )
+            .await;
+        assert!(st.is_success(), "{v}");
+        v
+    }
+
     /// `GET /leads/{id}`'s body.
     pub async fn get_lead(&self, id: &str) -> serde_json::Value {
         self.get(&format!("/leads/{id}")).await.1

@@ -31,14 +31,7 @@ async fn load(api: &Api) {
             json!({"name": name, "source": "s", "city": city, "rating": rating, "tags": tags})
         })
         .collect();
-    let (st, v) = api
-        .send(
-            reqwest::Method::POST,
-            "/leads/batch",
-            Some(json!({ "leads": leads })),
-        )
-        .await;
-    assert!(st.is_success(), "{v}");
+    api.batch_create(leads).await;
 }
 
 /// Names of every lead of a cursor walk, in order, each page checked by the harness.

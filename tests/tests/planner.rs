@@ -511,14 +511,7 @@ async fn thirty_leads(api: &Api) {
     let leads: Vec<Value> = (0..30)
         .map(|i| json!({"name": format!("Lead {i:02}"), "source": "s", "city": if i % 3 == 0 { "Paris" } else { "Lyon" }}))
         .collect();
-    let (st, v) = api
-        .send(
-            reqwest::Method::POST,
-            "/leads/batch",
-            Some(json!({ "leads": leads })),
-        )
-        .await;
-    assert!(st.is_success(), "{v}");
+    api.batch_create(leads).await;
 }
 
 /// `explain=true` adds the plan to the page and changes nothing else; without it the SDK
