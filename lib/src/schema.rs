@@ -433,6 +433,43 @@ pub fn sortable_i64(x: i64) -> String {
     sortable_f64(x as f64)
 }
 
+/// Longest text an equality index key (`by_source`, `by_city`) holds as it is. DynamoDB refuses
+/// an item whose index partition key passes 2,048 bytes, and a lead's city or source may be
+/// 2,048 characters, so a longer text is keyed by its first bytes and its SHA-256: no text of
+/// [`EQ_KEY_TEXT_BYTES`] or fewer can share that key.
+pub const EQ_KEY_TEXT_BYTES: usize = 1024;
+
+/// The partition key under which an equality index (`by_source`, `by_city`) files the leads
+/// whose case-folded text is `folded`; the write and the query use this one function.
+pub fn eq_index_pk(tenant: &str, folded: &str) -> String {
+    if folded.len() <= EQ_KEY_TEXT_BYTES {
+        return format!("{tenant}#{folded}");
+    }
+    use sha2::Digest;
+    let cut = eq_key_cut(folded);
+    let digest = hex::encode(sha2::Sha256::digest(folded.as_bytes()));
+    format!("{tenant}#{}#{digest}", &folded[..cut])
+}
+
+/// Where [`eq_index_pk`] cuts a long text: at a character boundary 100 bytes short of the
+/// bound, leaving room for the digest.
+fn eq_key_cut(folded: &str) -> usize {
+    let mut cut = EQ_KEY_TEXT_BYTES - 100;
+    while !folded.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    cut
+}
+
+/// The byte length of [`eq_index_pk`] for `folded`, without building it.
+fn eq_index_pk_len(tenant: usize, folded: &str) -> usize {
+    if folded.len() <= EQ_KEY_TEXT_BYTES {
+        tenant + 1 + folded.len()
+    } else {
+        tenant + 1 + eq_key_cut(folded) + 1 + 64
+    }
+}
+
 /// The secondary-index entries of a lead: one per declared index it belongs to.
 pub fn lead_index_keys(account_id: &str, lead: &Lead) -> Vec<IndexKey> {
     let t = tenant_pk(account_id);
@@ -445,14 +482,14 @@ pub fn lead_index_keys(account_id: &str, lead: &Lead) -> Vec<IndexKey> {
         },
         IndexKey {
             index: IDX_SOURCE.name,
-            pk: format!("{t}#{}", lead.source.to_lowercase()),
+            pk: eq_index_pk(&t, &lead.source.to_lowercase()),
             sk: id.clone(),
         },
     ];
     if let Some(city) = &lead.city {
         keys.push(IndexKey {
             index: IDX_CITY.name,
-            pk: format!("{t}#{}", city.to_lowercase()),
+            pk: eq_index_pk(&t, &city.to_lowercase()),
             sk: id.clone(),
         });
     }
@@ -478,9 +515,9 @@ pub fn index_entries_size(account_id: &str, lead: &Lead) -> usize {
     let text = |v: Option<&str>| v.map_or(1, |s| 2 * s.len().min(SORT_TEXT_BYTES));
     let num = |present: bool| if present { 16 } else { 1 };
     let mut n = entry(IDX_STATUS.name, t + 1 + lead.status.as_str().len(), id)
-        + entry(IDX_SOURCE.name, t + 1 + lead.source.len(), id);
+        + entry(IDX_SOURCE.name, eq_index_pk_len(t, &lead.source), id);
     if let Some(c) = &lead.city {
-        n += entry(IDX_CITY.name, t + 1 + c.len(), id);
+        n += entry(IDX_CITY.name, eq_index_pk_len(t, c), id);
     }
     for field in &INDEXED_SORTS {
         let def = sort_index(field).expect("every INDEXED_SORTS field has an index");

@@ -14,7 +14,7 @@ use klozeo_core::domain::filter::FilterSet;
 use klozeo_core::domain::lead::Lead;
 use klozeo_core::domain::query::{Sort, SortField, SortOrder, compare};
 use klozeo_core::services::leads::{LeadService, ListPage, ListRequest};
-use klozeo_tests::{Api, Backend, TestServer, backends};
+use klozeo_tests::{Api, Backend, TestServer, backends, urlencode};
 use serde_json::{Value, json};
 
 /// A small deterministic generator (SplitMix64), so a seed replays a run exactly.
@@ -675,5 +675,100 @@ async fn query_cost_table() {
             klozeo_core::ports::item_size(&item),
             item.body.len(),
         );
+    }
+}
+
+/// Sort columns and index keys hold texts cut to 400 bytes, so a filter that the store pushes
+/// into SQL or a key condition must still find a text whose match lies past the cut (a seed of
+/// the differential test once lost a 600-byte name that contained its needle at the end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_match_texts_longer_than_the_sort_cut() {
+    let long = "x".repeat(450);
+    let polish = format!("{}ąb", "Ł".repeat(300));
+    let (alpha, beta) = (format!("{long} alpha"), format!("{long} beta"));
+    let city = |n: u8| format!("{}{n}", "y".repeat(450));
+    for b in backends() {
+        for planner in [false, true] {
+            let server = if planner {
+                TestServer::start_wrapped(b, klozeo_tests::planner_only).await
+            } else {
+                TestServer::start(b).await
+            };
+            let api = Api::on_plan(&server, "unlimited").await;
+            api.batch_create(vec![
+                json!({"name": alpha, "source": "s", "city": city(1)}),
+                json!({"name": beta, "source": "s", "city": city(2)}),
+                json!({"name": "short beta", "source": "s", "city": "Paris"}),
+                json!({"name": polish, "source": "s"}),
+                // A city whose index key would pass DynamoDB's 2,048-byte key limit.
+                json!({"name": "far", "source": "s", "city": "z".repeat(2030)}),
+            ])
+            .await;
+            let names = |filter: String| {
+                let api = &api;
+                async move {
+                    let mut got = Vec::new();
+                    let mut cursor = String::new();
+                    loop {
+                        let (st, page) = api
+                            .get(&format!(
+                                "/leads?filter={}&sort_by=name&limit=1{cursor}",
+                                urlencode(&filter)
+                            ))
+                            .await;
+                        assert_eq!(st, 200, "{filter}: {page}");
+                        for l in page["leads"].as_array().unwrap() {
+                            got.push(l["name"].as_str().unwrap().to_string());
+                        }
+                        match page["next_cursor"].as_str() {
+                            Some(c) => cursor = format!("&cursor={}", urlencode(c)),
+                            None => break,
+                        }
+                    }
+                    got.sort();
+                    got
+                }
+            };
+            let sorted = |mut v: Vec<String>| {
+                v.sort();
+                v
+            };
+            let what = format!("{b:?} planner={planner}");
+            assert_eq!(
+                names("and.contains.name.beta".into()).await,
+                sorted(vec![beta.clone(), "short beta".into()]),
+                "{what}"
+            );
+            assert_eq!(
+                names("and.contains.name.B".into()).await,
+                sorted(vec![polish.clone(), beta.clone(), "short beta".into()]),
+                "{what}"
+            );
+            assert_eq!(
+                names(format!("and.eq.name.{alpha}")).await,
+                [alpha.clone()],
+                "{what}"
+            );
+            assert_eq!(
+                names(format!("and.starts_with.name.{long} al")).await,
+                [alpha.clone()],
+                "{what}"
+            );
+            assert_eq!(
+                names(format!("and.in.name.{beta},short beta")).await,
+                sorted(vec![beta.clone(), "short beta".into()]),
+                "{what}"
+            );
+            assert_eq!(
+                names(format!("and.eq.city.{}", "Z".repeat(2030))).await,
+                ["far".to_string()],
+                "{what}"
+            );
+            assert_eq!(
+                names(format!("and.eq.city.{}", city(2))).await,
+                [beta.clone()],
+                "{what}"
+            );
+        }
     }
 }

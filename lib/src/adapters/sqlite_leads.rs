@@ -327,6 +327,19 @@ fn composite_for(scan: &LeadScan<'_>, sort_col: &str) -> Option<String> {
 /// Most `in` values pushed into SQL; a longer list is left to the Rust evaluator alone.
 const MAX_IN: usize = 100;
 
+/// Byte length above which a text column may hold a cut value: [`SortValue::text`] cuts at
+/// the last character boundary at or below `SORT_TEXT_BYTES`, and a character is at most four
+/// bytes.
+const MAYBE_CUT: usize = crate::domain::query::SORT_TEXT_BYTES - 4;
+
+/// A filter's text as the columns hold it (case-folded, cut like every sort value).
+fn column_text(needle: &str) -> String {
+    match SortValue::text(needle) {
+        SortValue::Text(s) => s,
+        _ => unreachable!("a text's sort value is a text"),
+    }
+}
+
 /// SQL conditions on `r` that every lead matching the `and` filters satisfies (a superset:
 /// whatever is not certain to be exact is widened or left to the Rust evaluator).
 fn pushdown(scan: &LeadScan<'_>, args: &mut Vec<SqlValue>) -> String {
@@ -344,30 +357,37 @@ fn pushdown(scan: &LeadScan<'_>, args: &mut Vec<SqlValue>) -> String {
                 list,
             } => {
                 let c = text_col(*field);
+                // Columns hold texts cut to `SORT_TEXT_BYTES`, so a condition compares the
+                // needle cut the same way (equal texts have equal cuts, and a text starting
+                // with the needle starts with its cut), and `contains` lets every text that
+                // may have been cut through: its match may lie past the cut.
                 match op {
                     TextOp::Eq => {
-                        let a = push(args, SqlValue::Text(needle.clone()));
+                        let a = push(args, SqlValue::Text(column_text(needle)));
                         sql.push_str(&format!(" AND r.{c} = {a}"));
                     }
                     TextOp::In if !list.is_empty() && list.len() <= MAX_IN => {
                         let marks: Vec<String> = list
                             .iter()
-                            .map(|v| push(args, SqlValue::Text(v.clone())))
+                            .map(|v| push(args, SqlValue::Text(column_text(v))))
                             .collect();
                         sql.push_str(&format!(" AND r.{c} IN ({})", marks.join(", ")));
                     }
                     // A key range on the case-folded column, never `substr`.
                     TextOp::StartsWith if !needle.is_empty() => {
-                        let a = push(args, SqlValue::Text(needle.clone()));
-                        sql.push_str(&format!(" AND r.{c} >= {a}"));
-                        if let Some(upper) = super::sqlite::prefix_upper_bound(needle) {
+                        let cut = column_text(needle);
+                        if let Some(upper) = super::sqlite::prefix_upper_bound(&cut) {
                             let b = push(args, SqlValue::Text(upper));
                             sql.push_str(&format!(" AND r.{c} < {b}"));
                         }
+                        let a = push(args, SqlValue::Text(cut));
+                        sql.push_str(&format!(" AND r.{c} >= {a}"));
                     }
                     TextOp::Contains => {
                         let a = push(args, SqlValue::Text(needle.clone()));
-                        sql.push_str(&format!(" AND instr(r.{c}, {a}) > 0"));
+                        sql.push_str(&format!(
+                            " AND (instr(r.{c}, {a}) > 0 OR length(CAST(r.{c} AS BLOB)) > {MAYBE_CUT})"
+                        ));
                     }
                     TextOp::IsNotEmpty => sql.push_str(&format!(" AND r.{c} <> ''")),
                     TextOp::IsEmpty => sql.push_str(&format!(" AND (r.{c} IS NULL OR r.{c} = '')")),

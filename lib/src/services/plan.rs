@@ -156,7 +156,7 @@ pub fn plan(account_id: &str, filters: &FilterSet, sort: &Sort) -> Plan {
                         rank,
                         Access::Index {
                             index,
-                            pk: format!("{tenant}#{value}"),
+                            pk: schema::eq_index_pk(&tenant, &value),
                             sk: SkCond::Any,
                         },
                     ));
