@@ -746,12 +746,12 @@ async fn filters_match_texts_longer_than_the_sort_cut() {
             );
             assert_eq!(
                 names(format!("and.eq.name.{alpha}")).await,
-                [alpha.clone()],
+                vec![alpha.clone()],
                 "{what}"
             );
             assert_eq!(
                 names(format!("and.starts_with.name.{long} al")).await,
-                [alpha.clone()],
+                vec![alpha.clone()],
                 "{what}"
             );
             assert_eq!(
@@ -766,7 +766,7 @@ async fn filters_match_texts_longer_than_the_sort_cut() {
             );
             assert_eq!(
                 names(format!("and.eq.city.{}", city(2))).await,
-                [beta.clone()],
+                vec![beta.clone()],
                 "{what}"
             );
         }
