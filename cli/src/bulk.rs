@@ -180,13 +180,9 @@ pub async fn import(
     let verb = |s: &'static str, dry: &'static str| if dry_run { dry } else { s };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut row_no = 0u64;
-    loop {
-        let batch: Vec<_> = rows.by_ref().take(chunk).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let n = batch.len() as u64;
-        for o in import.chunk(batch).await? {
+    let mut report = |outcomes: Vec<RowOutcome>, out: &mut dyn Write| -> Result<()> {
+        progress.inc(outcomes.len() as u64);
+        for o in outcomes {
             row_no += 1;
             let line = match o {
                 RowOutcome::Created { id } => {
@@ -219,8 +215,17 @@ pub async fn import(
             };
             writeln!(out, "row {row_no}: {}", line.trim_end())?;
         }
-        progress.inc(n);
+        Ok(())
+    };
+    // The next chunk is read and decided while the one before commits ([`Import::push`]).
+    loop {
+        let batch: Vec<_> = rows.by_ref().take(chunk).collect();
+        if batch.is_empty() {
+            break;
+        }
+        report(import.push(batch).await?, &mut out)?;
     }
+    report(import.finish().await?, &mut out)?;
     out.flush()?;
     let (done, took) = progress.finish();
     println!(

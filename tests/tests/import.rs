@@ -64,21 +64,127 @@ async fn leads_of(server: &TestServer, t: &Tenant) -> Vec<Value> {
         .collect()
 }
 
-async fn run(
+type Rows = Vec<klozeo_core::Result<klozeo_core::domain::lead::LeadChanges>>;
+
+/// Imports `rows` in chunks of `size` as `klozeo import` does: the next chunk is pushed while
+/// the one before commits.
+async fn run_chunked(
     server: &TestServer,
     t: &Tenant,
-    rows: Vec<klozeo_core::Result<klozeo_core::domain::lead::LeadChanges>>,
+    rows: Rows,
     dry: bool,
+    size: usize,
 ) -> Vec<RowOutcome> {
     let mut imp = Import::new(server.app.ingest.clone(), t.clone(), dry);
     let mut out = Vec::new();
     let mut rows = rows.into_iter();
     loop {
-        let chunk: Vec<_> = rows.by_ref().take(7).collect();
+        let chunk: Vec<_> = rows.by_ref().take(size).collect();
+        if chunk.is_empty() {
+            out.extend(imp.finish().await.expect("import"));
+            return out;
+        }
+        out.extend(imp.push(chunk).await.expect("import"));
+    }
+}
+
+async fn run(server: &TestServer, t: &Tenant, rows: Rows, dry: bool) -> Vec<RowOutcome> {
+    run_chunked(server, t, rows, dry, 7).await
+}
+
+/// Each chunk waited for before the next starts: the order the pipelined import must match.
+async fn run_one_chunk_at_a_time(
+    server: &TestServer,
+    t: &Tenant,
+    rows: Rows,
+    size: usize,
+) -> Vec<RowOutcome> {
+    let mut imp = Import::new(server.app.ingest.clone(), t.clone(), false);
+    let mut out = Vec::new();
+    let mut rows = rows.into_iter();
+    loop {
+        let chunk: Vec<_> = rows.by_ref().take(size).collect();
         if chunk.is_empty() {
             return out;
         }
         out.extend(imp.chunk(chunk).await.expect("import"));
+    }
+}
+
+/// Two chunks in flight give what one chunk after the other gives, when later rows merge into
+/// leads earlier rows created or changed, through the same key or a different one.
+#[tokio::test]
+async fn chunks_in_flight_together_import_like_one_after_the_other() {
+    for backend in backends() {
+        let server = TestServer::start(backend).await;
+        let rows = json!([
+            // Chunk 1 changes the existing lead through its e-mail ...
+            {"name": "Acme Corp", "source": "imp", "email": "x@example.com", "category": "one"},
+            {"name": "Filler 1", "source": "imp", "email": "f1@example.com"},
+            // ... and chunk 2, with no key in common, through its phone: "two" must win.
+            {"name": "Acme Corp.", "source": "imp", "phone": "+33 1 00 00 00 01", "category": "two"},
+            {"name": "Filler 2", "source": "imp", "email": "f2@example.com"},
+            // Chunk 3 creates a lead that chunk 4 finds by phone and chunk 5 by e-mail.
+            {"name": "New Co", "source": "imp", "email": "n@example.com", "phone": "+33 1 00 00 00 02"},
+            {"name": "Filler 3", "source": "imp", "city": "Oslo"},
+            {"name": "New Co", "source": "imp", "phone": "+33 1 00 00 00 02", "category": "four"},
+            {"name": "Filler 3", "source": "imp", "city": "oslo", "category": "hinted"},
+            {"name": "Other", "source": "imp", "email": "N@example.com", "category": "five"},
+        ]);
+        let bytes = serde_json::to_vec(&rows).unwrap();
+        let mut results = Vec::new();
+        for pipelined in [true, false] {
+            let (api, t) = account(&server).await;
+            api.create_lead(json!({
+                "name": "Acme Corp", "source": "seed", "email": "x@example.com",
+                "phone": "+33 1 00 00 00 01", "category": "zero"
+            }))
+            .await;
+            let rows = json_rows(&bytes, None).unwrap();
+            let outcomes = if pipelined {
+                run_chunked(&server, &t, rows, false, 2).await
+            } else {
+                run_one_chunk_at_a_time(&server, &t, rows, 2).await
+            };
+            let kinds: Vec<String> = outcomes
+                .iter()
+                .map(|o| match o {
+                    RowOutcome::Created { .. } => "created".to_string(),
+                    RowOutcome::Hinted { .. } => "hinted".to_string(),
+                    RowOutcome::Merged { tier, .. } => format!("merged {tier}"),
+                    RowOutcome::Rejected { reason } => format!("rejected {reason}"),
+                })
+                .collect();
+            let mut leads = leads_of(&server, &t).await;
+            leads.sort_by_key(|l| l["name"].as_str().unwrap().to_string());
+            results.push((kinds, leads));
+        }
+        let (kinds, leads) = &results[0];
+        assert_eq!(
+            kinds,
+            &[
+                "merged email",
+                "created",
+                "merged phone_name",
+                "created",
+                "created",
+                "created",
+                "merged phone_name",
+                "hinted",
+                "merged email"
+            ],
+            "{backend:?}"
+        );
+        let category = |name: &str| {
+            leads
+                .iter()
+                .find(|l| l["name"] == name)
+                .map(|l| l["category"].clone())
+        };
+        assert_eq!(category("Acme Corp."), Some(json!("two")), "{leads:?}");
+        assert_eq!(category("Other"), Some(json!("five")), "{leads:?}");
+        assert_eq!(leads.len(), 6, "{backend:?}: {leads:?}");
+        assert_eq!(results[0], results[1], "{backend:?}");
     }
 }
 

@@ -167,6 +167,16 @@ fn name_city_query(account_id: &str, name: &str, city: &str) -> QueryReq {
     }
 }
 
+/// How a batch follows the batch before it ([`IngestService::batch_create_after`]).
+pub struct Sequenced<A, B, C> {
+    /// Resolves once the batch before has decided its items.
+    pub earlier_decided: A,
+    /// Resolves once the batch before has written.
+    pub earlier_written: B,
+    /// Called once this batch has decided its items.
+    pub decided: C,
+}
+
 /// Creating, merging, updating and deleting leads, one at a time or in batches.
 #[derive(Clone)]
 pub struct IngestService {
@@ -777,8 +787,43 @@ impl IngestService {
         items: Vec<Result<LeadChanges>>,
     ) -> Result<Vec<Result<PushOutcome>>> {
         check_batch_size(t, items.len(), "leads")?;
+        let order = Sequenced {
+            earlier_decided: std::future::ready(()),
+            earlier_written: std::future::ready(()),
+            decided: || {},
+        };
+        self.batch_create_after(t, items, order).await
+    }
+
+    /// [`IngestService::batch_create`] in a sequence of batches, as an import runs its chunks:
+    /// this batch decides its items once the batch before has decided (so ids and timestamps
+    /// follow the rows), and writes once the batch before has written. The next chunk is thus
+    /// decided while the previous one commits; what it read before that commit is checked by
+    /// the conditions of its own transaction (a lead that changed meanwhile runs again on the
+    /// store), so the result is the one the batches give one after the other. Ranges no
+    /// condition guards (a phone, a name and city) are the caller's to keep apart.
+    ///
+    /// Unlike the API's batch, the number of items is not held to the plan's batch size: the
+    /// caller bounds it (an import's chunk, [`crate::services::import::CHUNK`]).
+    pub async fn batch_create_after<A, B, C>(
+        &self,
+        t: &Tenant,
+        items: Vec<Result<LeadChanges>>,
+        order: Sequenced<A, B, C>,
+    ) -> Result<Vec<Result<PushOutcome>>>
+    where
+        A: std::future::Future<Output = ()> + Send,
+        B: std::future::Future<Output = ()> + Send,
+        C: FnOnce() + Send,
+    {
+        order.earlier_decided.await;
         let group = events::new_group(&self.deps);
-        let out = match self.batch_create_viewed(t, &items, &group).await? {
+        let mut decided = Some(order.decided);
+        let mut earlier = std::pin::pin!(order.earlier_written);
+        let viewed = self
+            .batch_create_viewed(t, &items, &group, earlier.as_mut(), &mut decided)
+            .await?;
+        let out = match viewed {
             Some((mut outcomes, replay)) => {
                 let mut any_ok = outcomes
                     .iter()
@@ -800,7 +845,14 @@ impl IngestService {
                 }
                 outcomes
             }
-            None => self.batch_create_one_by_one(t, items, &group).await?,
+            None => {
+                earlier.await;
+                let out = self.batch_create_one_by_one(t, items, &group).await?;
+                if let Some(f) = decided.take() {
+                    f();
+                }
+                out
+            }
         };
         events::fold_group(&self.deps, &t.account_id, &group, None).await?;
         Ok(out)
@@ -815,6 +867,8 @@ impl IngestService {
         t: &Tenant,
         items: &[Result<LeadChanges>],
         group: &str,
+        earlier: std::pin::Pin<&mut (impl std::future::Future<Output = ()> + Send)>,
+        decided: &mut Option<impl FnOnce()>,
     ) -> Result<Option<(Vec<Result<PushOutcome>>, Vec<usize>)>> {
         let (view, svc) = self.on_view();
         let acct = &t.account_id;
@@ -861,6 +915,10 @@ impl IngestService {
             }
             out.push(r);
         }
+        if let Some(f) = decided.take() {
+            f();
+        }
+        earlier.await;
         let replay = self.commit_view(&view, &out).await?;
         Ok(Some((out, replay)))
     }
