@@ -341,3 +341,82 @@ async fn dry_run_reports_each_row_and_writes_nothing() {
         assert_eq!(leads_of(&server, &t).await.len(), 3);
     }
 }
+
+/// A dry run reports, row for row, what the import then does, when later rows repeat earlier
+/// rows through any dedup key: an e-mail, a phone with a similar name, a name and city, a key
+/// an earlier row merged into a lead, a name a merge changed.
+#[tokio::test]
+async fn a_dry_run_predicts_every_outcome_of_the_import() {
+    for backend in backends() {
+        let server = TestServer::start(backend).await;
+        let (api, t) = account(&server).await;
+        let existing = api
+            .create_lead(json!({"name": "Known", "source": "crm", "email": "known@example.com"}))
+            .await;
+        let csv = "name,source,email,phone,city\n\
+                   Acme,web,a@example.com,+33 1 11 11 11 11,Paris\n\
+                   ACME.,web,,+33 1 11 11 11 11,\n\
+                   Acme,web,,,Paris\n\
+                   Known,web,KNOWN@example.com,+47 22 22 22 22,\n\
+                   Known,web,,+47 22 22 22 22,\n\
+                   Zed,web,,+33 1 11 11 11 11,\n\
+                   Beta,web,b@example.com,,Oslo\n\
+                   Beta,web,B@example.com,,\n\
+                   Beta,web,,,oslo\n";
+        let rows = || {
+            CsvRows::new(csv.as_bytes(), None)
+                .expect("header")
+                .collect::<Vec<_>>()
+        };
+        let dry = run(&server, &t, rows(), true).await;
+        let real = run(&server, &t, rows(), false).await;
+        // The id each row's lead got in the real import, for the dry run's `row N`.
+        let id_of_row = |n: usize| match &real[n - 1] {
+            RowOutcome::Created { id: Some(id) } | RowOutcome::Hinted { id: Some(id), .. } => {
+                id.clone()
+            }
+            other => panic!("row {n} created nothing: {other:?}"),
+        };
+        let resolve = |to: &str| match to.strip_prefix("row ") {
+            Some(n) => id_of_row(n.parse().unwrap()),
+            None => to.to_string(),
+        };
+        assert_eq!(dry.len(), real.len());
+        for (i, (d, r)) in dry.iter().zip(&real).enumerate() {
+            match (d, r) {
+                (RowOutcome::Created { .. }, RowOutcome::Created { .. }) => {}
+                (
+                    RowOutcome::Hinted { similar_to: a, .. },
+                    RowOutcome::Hinted { similar_to: b, .. },
+                ) => assert_eq!(&resolve(a), b, "row {}", i + 1),
+                (
+                    RowOutcome::Merged { into: a, tier: x },
+                    RowOutcome::Merged { into: b, tier: y },
+                ) => assert_eq!((resolve(a), x), (b.clone(), y), "row {}", i + 1),
+                _ => panic!("{backend:?} row {}: dry run {d:?}, import {r:?}", i + 1),
+            }
+        }
+        let kinds: Vec<&str> = real
+            .iter()
+            .map(|o| match o {
+                RowOutcome::Created { .. } => "created",
+                RowOutcome::Hinted { .. } => "hinted",
+                RowOutcome::Merged { .. } => "merged",
+                RowOutcome::Rejected { .. } => "rejected",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                // Row 3 is no hint: row 2 renamed row 1's lead "ACME." (last touch wins).
+                "created", "merged", "created", "merged", "merged", "created", "created", "merged",
+                "hinted"
+            ],
+            "{backend:?}: {real:?}"
+        );
+        assert!(
+            matches!(&real[4], RowOutcome::Merged { into, tier: "phone_name" } if *into == existing),
+            "{real:?}"
+        );
+    }
+}

@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::domain::account::Tenant;
-use crate::domain::dedup::{fold, normalize_email, normalize_phone};
+use crate::domain::dedup::{
+    PhoneCandidate, best_phone_match, fold, normalize_email, normalize_name, normalize_phone,
+};
 use crate::domain::lead::{LeadChanges, TextField};
 use crate::error::Result;
 use crate::services::ingest::{IngestService, PushKind, PushOutcome, Sequenced};
@@ -46,8 +48,9 @@ pub enum RowOutcome {
     },
 }
 
-/// Imports for one tenant. In a dry run it remembers the e-mails and source ids of earlier
-/// rows, so a later row that repeats one is reported as the merge it would be.
+/// Imports for one tenant. In a dry run it remembers the e-mails, source ids, phones and
+/// names with cities of earlier rows, so a later row that repeats one is reported as the merge
+/// (or the similar-lead hint) it would be.
 ///
 /// A real import keeps two chunks in flight ([`Import::push`]): the next chunk is decided
 /// while the previous one commits, and writes only after it (see
@@ -59,8 +62,26 @@ pub struct Import {
     tenant: Tenant,
     dry_run: bool,
     rows_seen: usize,
-    earlier: HashMap<(&'static str, String), usize>,
+    /// Dry run: the lead (`row N` or an id) each e-mail and source id of earlier rows leads to.
+    earlier: HashMap<(&'static str, String), String>,
+    /// Dry run: the leads of earlier rows by phone, with their names.
+    earlier_phones: HashMap<String, Vec<PhoneCandidate>>,
+    /// Dry run: the first earlier row of each name and city.
+    earlier_names: HashMap<String, String>,
+    /// Dry run: what the dedup matches on, for each lead earlier rows created or merged into.
+    earlier_leads: HashMap<String, Facts>,
     in_flight: Option<InFlight>,
+}
+
+/// What a dry run knows of a lead earlier rows created or merged into.
+#[derive(Clone, Default)]
+struct Facts {
+    /// Normalised name (phone matching).
+    name: String,
+    /// Case-folded name (name + city matching).
+    name_fold: String,
+    city: Option<String>,
+    phone: Option<String>,
 }
 
 /// The chunk being committed while the next one is decided.
@@ -92,6 +113,9 @@ impl Import {
             dry_run,
             rows_seen: 0,
             earlier: HashMap::new(),
+            earlier_phones: HashMap::new(),
+            earlier_names: HashMap::new(),
+            earlier_leads: HashMap::new(),
             in_flight: None,
         }
     }
@@ -199,52 +223,107 @@ impl Import {
             c.text
                 .iter()
                 .find(|(g, _)| *g == f)
-                .and_then(|(_, v)| v.clone())
+                .and_then(|(_, v)| v.as_deref())
         };
         let keys: Vec<(&'static str, String)> = [
-            (
-                "email",
-                text(TextField::Email).and_then(|e| normalize_email(&e)),
-            ),
-            ("source_id", text(TextField::SourceId)),
+            ("email", text(TextField::Email).and_then(normalize_email)),
+            ("source_id", text(TextField::SourceId).map(str::to_string)),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
+        let name = c.name.as_deref().unwrap_or_default();
+        let phone = text(TextField::Phone).and_then(normalize_phone);
+        let name_city =
+            text(TextField::City).map(|city| format!("{}\u{1f}{}", fold(name), fold(city)));
+        // What an earlier row of this import would have become, tier by tier as the dedup
+        // looks: e-mail, source id, then phone with a similar name.
+        let earlier = keys
+            .iter()
+            .find_map(|k| self.earlier.get(k).map(|to| (k.0, to.clone())))
+            .or_else(|| {
+                let candidates = self.earlier_phones.get(phone.as_deref()?)?;
+                let (i, _) = best_phone_match(&normalize_name(name), candidates)?;
+                Some(("phone_name", candidates[i].id.clone()))
+            });
+        let rank = |tier: &str| match tier {
+            "email" => 0,
+            "source_id" => 1,
+            _ => 2,
+        };
         let (kind, existing) = self.ingest.decide(&self.tenant, c).await?;
-        let outcome = match kind {
-            PushKind::Merged { matched } => RowOutcome::Merged {
+        let outcome = match (kind, earlier) {
+            (PushKind::Merged { matched }, Some((tier, to))) if rank(tier) < rank(matched.tier) => {
+                RowOutcome::Merged { into: to, tier }
+            }
+            (PushKind::Merged { matched }, _) => RowOutcome::Merged {
                 into: existing.unwrap_or_default(),
                 tier: matched.tier,
             },
-            // Not in the store, but maybe an earlier row of this import would have created it.
-            _ if keys.iter().any(|k| self.earlier.contains_key(k)) => {
-                let (k, n) = keys
-                    .iter()
-                    .find_map(|k| self.earlier.get(k).map(|n| (k.0, *n)))
-                    .unwrap_or(("email", 0));
-                RowOutcome::Merged {
-                    into: format!("row {n}"),
-                    tier: k,
-                }
-            }
-            PushKind::Created {
-                potential_duplicate_id: Some(similar_to),
-                ..
-            } => RowOutcome::Hinted {
+            (_, Some((tier, to))) => RowOutcome::Merged { into: to, tier },
+            (
+                PushKind::Created {
+                    potential_duplicate_id: Some(similar_to),
+                    ..
+                },
+                None,
+            ) => RowOutcome::Hinted {
                 id: None,
                 similar_to,
             },
-            PushKind::Created { .. } => RowOutcome::Created { id: None },
+            (PushKind::Created { .. }, None) => {
+                match name_city.as_ref().and_then(|k| self.earlier_names.get(k)) {
+                    Some(to) => RowOutcome::Hinted {
+                        id: None,
+                        similar_to: to.clone(),
+                    },
+                    None => RowOutcome::Created { id: None },
+                }
+            }
         };
-        if matches!(
-            outcome,
-            RowOutcome::Created { .. } | RowOutcome::Hinted { .. }
-        ) {
-            for k in keys {
-                self.earlier.entry(k).or_insert(row);
+        // Later rows find this row's lead (or the lead it merges into) by its keys. A merge
+        // overwrites the lead's name, city and phone with the row's non-empty ones (last touch
+        // wins), so the lead leaves the phone and name + city it was found under.
+        let to = match &outcome {
+            RowOutcome::Created { .. } | RowOutcome::Hinted { .. } => format!("row {row}"),
+            RowOutcome::Merged { into, .. } => into.clone(),
+            RowOutcome::Rejected { .. } => return Ok(outcome),
+        };
+        for k in keys {
+            self.earlier.entry(k).or_insert_with(|| to.clone());
+        }
+        let before = self.earlier_leads.get(&to).cloned().unwrap_or_default();
+        let now = Facts {
+            name: normalize_name(name),
+            name_fold: fold(name),
+            city: text(TextField::City).map(fold).or(before.city.clone()),
+            phone: phone.or(before.phone.clone()),
+        };
+        if let Some(p) = &before.phone
+            && let Some(list) = self.earlier_phones.get_mut(p)
+        {
+            list.retain(|c| c.id != to);
+        }
+        if let Some(city) = &before.city {
+            let k = format!("{}\u{1f}{city}", before.name_fold);
+            if self.earlier_names.get(&k) == Some(&to) {
+                self.earlier_names.remove(&k);
             }
         }
+        if let Some(p) = &now.phone {
+            self.earlier_phones
+                .entry(p.clone())
+                .or_default()
+                .push(PhoneCandidate {
+                    id: to.clone(),
+                    name: now.name.clone(),
+                });
+        }
+        if let Some(city) = &now.city {
+            let k = format!("{}\u{1f}{city}", now.name_fold);
+            self.earlier_names.entry(k).or_insert_with(|| to.clone());
+        }
+        self.earlier_leads.insert(to, now);
         Ok(outcome)
     }
 }
