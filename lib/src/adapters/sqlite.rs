@@ -32,6 +32,10 @@ pub const DB_FILE: &str = "klozeo.db";
 
 /// Read-only connections opened next to the writer of a file database.
 const READERS: usize = 4;
+/// Reads of at most this many items (keys, or a range's limit) are short enough to run on the
+/// caller's thread (see `SqliteStore::with_reader_short`): tens of microseconds on the
+/// memory-mapped readers.
+const SHORT_READ_ITEMS: usize = 64;
 /// Settings of each read connection: up to 2 GiB of the file memory-mapped (SQLite caps it at
 /// its compile-time maximum) and a 16 MiB page cache.
 const READER_PRAGMAS: &str = "PRAGMA mmap_size=2147483648; PRAGMA cache_size=-16384;";
@@ -53,6 +57,8 @@ pub struct SqliteStore {
     next_reader: Arc<AtomicUsize>,
     /// Transactions waiting for the next group commit.
     pending: Arc<Mutex<Vec<Pending>>>,
+    /// Whether a blocking task is committing groups (see [`SqliteStore::commit_queued`]).
+    committing: Arc<std::sync::atomic::AtomicBool>,
     /// SQLite commits made, and transactions they carried (see [`SqliteStore::commit_stats`]).
     stats: Arc<[std::sync::atomic::AtomicU64; 2]>,
     clock: Arc<dyn Clock>,
@@ -147,6 +153,13 @@ impl SqliteStore {
     // The writer keeps a 32 MiB page cache (SQLite's default is 2 MiB): a lead write touches
     // the items table and some twenty `lead_rows` indexes, and a bulk load's CPU per lead grew
     // by half over 100,000 leads, likely as those indexes outgrew the default (benchmarks.md).
+    // The write-ahead log is checkpointed every 16,384 pages (64 MiB) instead of SQLite's
+    // 1,000: a batch of 500 leads dirties thousands of index pages, so the default copied them
+    // into the database file (and fsynced it) after nearly every commit; a longer log copies
+    // an index page once for many commits (bulk load +20 %, benchmarks.md). Not longer: the
+    // readers map the database file, but read pages still in the log with a copy, and with
+    // 256 MiB of log the reads after a bulk load were about a fifth slower. Durability is the
+    // log's fsync, as before.
     fn init(mut conn: Connection) -> Result<Self, Error> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db_err)?;
@@ -156,6 +169,8 @@ impl SqliteStore {
              PRAGMA synchronous=FULL;
              PRAGMA temp_store=MEMORY;
              PRAGMA cache_size=-32768;
+             PRAGMA wal_autocheckpoint=16384;
+             PRAGMA journal_size_limit=67108864;
              PRAGMA foreign_keys=OFF;
              CREATE TABLE IF NOT EXISTS items(
                  tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
@@ -177,6 +192,7 @@ impl SqliteStore {
             readers: Arc::new(Vec::new()),
             next_reader: Arc::new(AtomicUsize::new(0)),
             pending: Arc::new(Mutex::new(Vec::new())),
+            committing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             stats: Arc::new(Default::default()),
             clock: Arc::new(SystemClock),
             lead_index_entries: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -217,6 +233,36 @@ impl SqliteStore {
         })
         .await
         .map_err(Error::internal)?
+    }
+
+    /// [`SqliteStore::with_reader`] for a read known to be short (a key lookup, a bounded
+    /// range): run right here on a free read connection when there is one. Handing a read of
+    /// a few microseconds to the blocking pool costs more than the read (a thread wake-up and
+    /// a context switch each way; under concurrent creates those were most of the server's
+    /// CPU), so short reads only go there when every read connection is busy.
+    async fn with_reader_short<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, i64) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        if let Some(guard) = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok()) {
+            return f(&guard, self.clock.now_secs());
+        }
+        self.with_reader(f).await
+    }
+
+    /// A short read here, a long one on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        short: bool,
+        f: impl FnOnce(&Connection, i64) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        if short {
+            self.with_reader_short(f).await
+        } else {
+            self.with_reader(f).await
+        }
     }
 
     /// Commits every waiting transaction, if any, as one group: one SQLite transaction and one
@@ -287,6 +333,12 @@ impl SqliteStore {
 
 impl SqliteStore {
     /// Queues `groups` for the next group commit and waits for their outcomes.
+    ///
+    /// One blocking task at a time commits: it takes whatever is queued, commits it as one
+    /// group, and goes on while more arrived meanwhile. A writer that finds it running only
+    /// queues and waits, instead of taking a blocking thread of its own to queue behind the
+    /// connection's lock (under 16 concurrent creates those parked threads and their wake-ups
+    /// were most of the server's CPU).
     async fn commit_queued(
         &self,
         groups: Vec<Vec<WriteOp>>,
@@ -296,13 +348,40 @@ impl SqliteStore {
             .lock()
             .map_err(|_| Error::internal("embedded store lock poisoned"))?
             .push(Pending { groups, done });
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.commit_pending())
-            .await
-            .map_err(|e| StoreError::Other(Error::internal(e)))?;
+        if !self.committing.swap(true, Ordering::AcqRel) {
+            let me = self.clone();
+            // Not awaited: the outcome comes through `done`, and a caller that goes away
+            // must not stop the commits of the others.
+            tokio::task::spawn_blocking(move || me.commit_until_idle());
+        }
         outcome
             .await
             .map_err(|_| StoreError::Other(Error::internal("embedded store: commit abandoned")))
+    }
+
+    /// Commits groups until none is waiting, then gives up the committer's role. A writer
+    /// that queued after the last look but before the role was given up finds the role taken
+    /// and relies on this loop: hence the look again after giving it up.
+    fn commit_until_idle(&self) {
+        // A panic while committing must not leave the role taken, or every later write
+        // would wait forever.
+        struct Release<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.store(false, Ordering::Release);
+                }
+            }
+        }
+        let _release = Release(&self.committing);
+        loop {
+            self.commit_pending();
+            self.committing.store(false, Ordering::Release);
+            let waiting = self.pending.lock().map(|p| !p.is_empty()).unwrap_or(false);
+            if !waiting || self.committing.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
     }
 }
 
@@ -373,6 +452,68 @@ fn commit_group(
     group: &[Pending],
     write: WriteCtx,
 ) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
+    // Checked first, each member's writes are only made once its conditions hold, so a
+    // failed condition needs no savepoint to undo. Savepoints were a fifth of the writer's
+    // time: SQLite copies every page a savepoint first touches into its statement journal.
+    // Any SQLite error in a write drops this attempt (the transaction rolls back) and the
+    // group runs again with a savepoint per member, so that only the member that failed
+    // fails.
+    match commit_group_checked(conn, group, write) {
+        Ok(outcomes) => Ok(outcomes),
+        Err(_) => commit_group_savepoints(conn, group, write),
+    }
+}
+
+/// The group with every member's conditions checked before its writes; any error fails it.
+fn commit_group_checked(
+    conn: &mut Connection,
+    group: &[Pending],
+    write: WriteCtx,
+) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut found = Vec::new();
+    for p in group {
+        let mut member = Vec::with_capacity(p.groups.len());
+        for ops in &p.groups {
+            found.clear();
+            let mut outcome = Ok(());
+            for (i, op) in ops.iter().enumerate() {
+                match check_op(&tx, op, write.now).map_err(db_err)? {
+                    Some(f) => found.push(f),
+                    None => {
+                        outcome = Err(StoreError::ConditionFailed(i));
+                        break;
+                    }
+                }
+            }
+            if outcome.is_ok() {
+                for (op, f) in ops.iter().zip(&found) {
+                    write_op(&tx, op, *f, write).map_err(db_err)?;
+                }
+            }
+            let failed = outcome.is_err();
+            member.push(outcome);
+            // The transactions of one `transact_many` stop at the first that fails.
+            if failed {
+                break;
+            }
+        }
+        outcomes.push(member);
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(outcomes)
+}
+
+/// The group with each member in a savepoint: an error in one member's writes undoes that
+/// member's writes only.
+fn commit_group_savepoints(
+    conn: &mut Connection,
+    group: &[Pending],
+    write: WriteCtx,
+) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
@@ -383,9 +524,11 @@ fn commit_group(
             savepoint(&tx, "SAVEPOINT member")?;
             let mut outcome = Ok(());
             for (i, op) in ops.iter().enumerate() {
-                match apply_op(&tx, op, write) {
-                    Ok(true) => {}
-                    Ok(false) => {
+                let done = check_op(&tx, op, write.now)
+                    .and_then(|f| f.map(|f| write_op(&tx, op, f, write)).transpose());
+                match done {
+                    Ok(Some(())) => {}
+                    Ok(None) => {
                         outcome = Err(StoreError::ConditionFailed(i));
                         break;
                     }
@@ -401,7 +544,6 @@ fn commit_group(
             savepoint(&tx, "RELEASE member")?;
             let failed = outcome.is_err();
             member.push(outcome);
-            // The transactions of one `transact_many` stop at the first that fails.
             if failed {
                 break;
             }
@@ -431,18 +573,38 @@ fn delete_row(tx: &Connection, tbl: &str, key: &Key) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn apply_op(tx: &Connection, op: &WriteOp, write: WriteCtx) -> Result<bool, rusqlite::Error> {
-    let now = write.now;
+/// What the check of one write found at its key: the live item's (version, counter), and
+/// whether any row, live or expired, is stored there.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    cur: Option<(u64, i64)>,
+    stored: bool,
+}
+
+/// Reads what `op`'s condition needs; `None` when the condition fails. Reads only, so a
+/// member whose condition fails has nothing to undo.
+fn check_op(tx: &Connection, op: &WriteOp, now: i64) -> rusqlite::Result<Option<Found>> {
+    let (table, key) = op.target();
+    let (cur, stored) = current(tx, table_name(table), key, now)?;
+    let holds = match op {
+        WriteOp::Put { cond, .. } | WriteOp::Delete { cond, .. } | WriteOp::Check { cond, .. } => {
+            cond_holds(*cond, cur)
+        }
+        WriteOp::Add { delta, max, .. } => {
+            !max.is_some_and(|m| cur.map_or(0, |(_, c)| c) + delta > m)
+        }
+    };
+    Ok(holds.then_some(Found { cur, stored }))
+}
+
+/// Makes `op`'s change, given what [`check_op`] found at its key.
+fn write_op(tx: &Connection, op: &WriteOp, found: Found, write: WriteCtx) -> rusqlite::Result<()> {
     match op {
-        WriteOp::Put { table, item, cond } => {
+        WriteOp::Put { table, item, .. } => {
             let tbl = table_name(*table);
-            let (cur, stored) = current(tx, tbl, &item.key, now)?;
-            if !cond_holds(*cond, cur) {
-                return Ok(false);
-            }
             // The index and lead rows of a key are written with its item: no item, none of
             // them (a new lead skips five deletes).
-            if stored {
+            if found.stored {
                 delete_row(tx, tbl, &item.key)?;
             }
             tx.prepare_cached(
@@ -480,32 +642,18 @@ fn apply_op(tx: &Connection, op: &WriteOp, write: WriteCtx) -> Result<bool, rusq
                     item.key.sk
                 ])?;
             }
-            Ok(true)
         }
-        WriteOp::Delete { table, key, cond } => {
-            let tbl = table_name(*table);
-            let (cur, stored) = current(tx, tbl, key, now)?;
-            if !cond_holds(*cond, cur) {
-                return Ok(false);
+        WriteOp::Delete { table, key, .. } => {
+            if found.stored {
+                delete_row(tx, table_name(*table), key)?;
             }
-            if stored {
-                delete_row(tx, tbl, key)?;
-            }
-            Ok(true)
         }
         WriteOp::Add {
-            table,
-            key,
-            delta,
-            max,
+            table, key, delta, ..
         } => {
             let tbl = table_name(*table);
-            let (cur, stored) = current(tx, tbl, key, now)?;
-            let next = cur.map_or(0, |(_, c)| c) + delta;
-            if max.is_some_and(|m| next > m) {
-                return Ok(false);
-            }
-            match cur {
+            let next = found.cur.map_or(0, |(_, c)| c) + delta;
+            match found.cur {
                 Some(_) => tx
                     .prepare_cached(
                         "UPDATE items SET counter=?4, version=version+1
@@ -513,7 +661,7 @@ fn apply_op(tx: &Connection, op: &WriteOp, write: WriteCtx) -> Result<bool, rusq
                     )?
                     .execute(params![tbl, key.pk, key.sk, next])?,
                 None => {
-                    if stored {
+                    if found.stored {
                         delete_row(tx, tbl, key)?;
                     }
                     tx.prepare_cached(
@@ -523,13 +671,10 @@ fn apply_op(tx: &Connection, op: &WriteOp, write: WriteCtx) -> Result<bool, rusq
                     .execute(params![tbl, key.pk, key.sk, next])?
                 }
             };
-            Ok(true)
         }
-        WriteOp::Check { table, key, cond } => Ok(cond_holds(
-            *cond,
-            current(tx, table_name(*table), key, now)?.0,
-        )),
+        WriteOp::Check { .. } => {}
     }
+    Ok(())
 }
 
 /// The smallest string above every string that starts with `prefix`, or `None` if there is none
@@ -737,7 +882,7 @@ fn run_query(conn: &Connection, req: &QueryReq, now: i64) -> Result<Page, Error>
 impl Store for SqliteStore {
     async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, Error> {
         let key = key.clone();
-        self.with_reader(move |c, now| {
+        self.with_reader_short(move |c, now| {
             let item = c
                 .prepare_cached(&format!(
                     "SELECT {ITEM_COLS} FROM items i WHERE i.tbl=?1 AND i.pk=?2 AND i.sk=?3"
@@ -752,9 +897,10 @@ impl Store for SqliteStore {
     }
 
     async fn batch_get(&self, table: Table, keys: &[Key]) -> Result<Vec<Item>, Error> {
+        let short = keys.len() <= SHORT_READ_ITEMS;
         let keys = keys.to_vec();
         let res = self
-            .with_reader(move |c, now| {
+            .read(short, move |c, now| {
                 let mut stmt = c
                     .prepare_cached(&format!(
                         "SELECT {ITEM_COLS} FROM items i WHERE i.tbl=?1 AND i.pk=?2 AND i.sk=?3"
@@ -778,15 +924,19 @@ impl Store for SqliteStore {
     }
 
     async fn query(&self, req: &QueryReq) -> Result<Page, Error> {
+        let short = req.limit as usize <= SHORT_READ_ITEMS;
         let req = req.clone();
-        self.with_reader(move |c, now| run_query(c, &req, now))
+        self.read(short, move |c, now| run_query(c, &req, now))
             .await
     }
 
     async fn query_many(&self, reqs: &[QueryReq]) -> Result<Vec<Page>, Error> {
+        let short = reqs.iter().map(|r| r.limit as usize).sum::<usize>() <= SHORT_READ_ITEMS;
         let reqs = reqs.to_vec();
-        self.with_reader(move |c, now| reqs.iter().map(|r| run_query(c, r, now)).collect())
-            .await
+        self.read(short, move |c, now| {
+            reqs.iter().map(|r| run_query(c, r, now)).collect()
+        })
+        .await
     }
 
     async fn scan(
@@ -968,7 +1118,7 @@ mod tests {
                     pk: "ip".into(),
                     sk: (*k).to_string(),
                 });
-                assert!(apply_op(&conn, &put(item), at(0)).unwrap());
+                apply(&conn, &put(item));
                 // Expired neighbours, in the base table and the index, must never show.
                 let gone_sk = format!("{k}~{i}");
                 let mut gone = Item::new(Key::new("p", gone_sk.clone()), Vec::new());
@@ -978,10 +1128,15 @@ mod tests {
                     pk: "ip".into(),
                     sk: gone_sk,
                 });
-                assert!(apply_op(&conn, &put(gone), at(0)).unwrap());
+                apply(&conn, &put(gone));
             }
         }
         store
+    }
+
+    fn apply(conn: &Connection, op: &WriteOp) {
+        let found = check_op(conn, op, 0).unwrap().expect("the condition holds");
+        write_op(conn, op, found, at(0)).unwrap();
     }
 
     fn at(now: i64) -> WriteCtx {
@@ -1231,5 +1386,63 @@ mod lead_plan_tests {
                 "{plan}"
             );
         }
+    }
+
+    /// A member whose write fails inside SQLite (not a condition: those are checked before
+    /// any write) fails alone: the group runs again with savepoints, and the members before
+    /// and after it commit.
+    #[test]
+    fn a_write_that_fails_in_sqlite_fails_only_its_own_member() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE items(
+                 tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
+                 body BLOB NOT NULL, version INTEGER NOT NULL,
+                 counter INTEGER NOT NULL DEFAULT 0, expires_at INTEGER,
+                 PRIMARY KEY(tbl, pk, sk)) WITHOUT ROWID;
+             CREATE TABLE idx(
+                 tbl TEXT NOT NULL, idx TEXT NOT NULL, ipk TEXT NOT NULL, isk TEXT NOT NULL,
+                 pk TEXT NOT NULL, sk TEXT NOT NULL,
+                 PRIMARY KEY(tbl, idx, ipk, isk, pk, sk)) WITHOUT ROWID;
+             CREATE TRIGGER boom BEFORE INSERT ON items WHEN NEW.sk = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+        let member = |sks: &[&str]| {
+            let ops = sks
+                .iter()
+                .map(|sk| WriteOp::Put {
+                    table: Table::Accounts,
+                    item: Item::new(Key::new("G", *sk), b"{}".to_vec()),
+                    cond: Cond::NotExists,
+                })
+                .collect();
+            let (done, _) = tokio::sync::oneshot::channel();
+            Pending {
+                groups: vec![ops],
+                done,
+            }
+        };
+        let group = [member(&["a"]), member(&["b", "boom"]), member(&["c"])];
+        let write = WriteCtx {
+            now: 0,
+            lead_index_entries: false,
+        };
+        let outcomes = commit_group(&mut conn, &group, write).unwrap();
+        assert!(matches!(outcomes[0][..], [Ok(())]), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[1][..], [Err(StoreError::Other(_))]),
+            "{outcomes:?}"
+        );
+        assert!(matches!(outcomes[2][..], [Ok(())]), "{outcomes:?}");
+        let stored: Vec<String> = conn
+            .prepare("SELECT sk FROM items ORDER BY sk")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // "b" went with the failed member, though its own insert had succeeded.
+        assert_eq!(stored, ["a", "c"]);
     }
 }

@@ -69,7 +69,12 @@ pub fn to_body<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
 
 /// Deserializes a stored document.
 pub fn from_body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
-    serde_json::from_slice(b).map_err(|e| Error::internal(format!("corrupt stored document: {e}")))
+    let corrupt =
+        |e: &dyn std::fmt::Display| Error::internal(format!("corrupt stored document: {e}"));
+    // One UTF-8 check of the whole body instead of one per string: `from_slice` validates
+    // every string on its own, which was a tenth of decoding a lead.
+    let text = std::str::from_utf8(b).map_err(|e| corrupt(&e))?;
+    serde_json::from_str(text).map_err(|e| corrupt(&e))
 }
 
 /// Full-jitter exponential backoff after a lost race, so many writers contending for one item
