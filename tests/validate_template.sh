@@ -12,7 +12,7 @@
 # versions below.
 #
 # The Rust side (tables and functions agree with schema.rs and functions/*) is
-# `cargo test -p klozeo-tests --test template`.
+# `cargo test -p klozeo-tests --test integration template::`.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -6,16 +6,13 @@ A batch is decided in memory and committed as one group commit (one fsync); the 
 sent only after that commit, so an acknowledged batch must survive the kill.
 """
 
-import os
-import signal
 import tempfile
 import threading
-import time
 import urllib.error
 
 import pytest
 
-from test_kill9 import BIN, all_ids, call, free_port, start
+from test_kill9 import BIN, all_ids, call, free_port, kill_when, start
 
 
 @pytest.mark.skipif(not BIN, reason="KLOZEO_BIN is not set")
@@ -46,9 +43,7 @@ def test_acknowledged_batches_survive_kill_9():
     threads = [threading.Thread(target=loader, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
-    time.sleep(4.0)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, acked, 1, 4.0)
     stop.set()
     for t in threads:
         t.join()

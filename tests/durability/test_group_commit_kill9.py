@@ -6,14 +6,11 @@ SQLite transaction with one fsync. An acknowledgement is sent only after that co
 create acknowledged to any of the 64 writers must survive the kill, whichever group it rode in.
 """
 
-import os
-import signal
 import tempfile
-import time
 
 import pytest
 
-from test_kill9 import BIN, all_ids, call, free_port, start, stream_creates
+from test_kill9 import BIN, all_ids, call, free_port, kill_when, start, stream_creates
 
 
 @pytest.mark.skipif(not BIN, reason="KLOZEO_BIN is not set")
@@ -24,9 +21,7 @@ def test_64_concurrent_writers_lose_no_acknowledged_create_on_kill_9():
     assert key, "first start must print the development account's key"
 
     acked, stop, threads = stream_creates(port, key, "g", 64)
-    time.sleep(3.0)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, acked, 64, 3.0)
     stop.set()
     for t in threads:
         t.join()

@@ -99,6 +99,18 @@ def stream_creates(port, key, prefix, writers):
     return acked, stop, threads
 
 
+def kill_when(proc, acked, more_than, settle_s):
+    """SIGKILLs `proc` once `settle_s` seconds have passed and more than `more_than` writes are
+    acknowledged (or after two minutes, and the caller's count assertion then says why). A fixed
+    sleep alone under-fills on a slow machine or emulator."""
+    time.sleep(settle_s)
+    deadline = time.time() + 120
+    while len(acked) <= more_than and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.skipif(not BIN, reason="KLOZEO_BIN is not set")
 def test_acknowledged_creates_survive_kill_9_and_restart():
     data_dir = tempfile.mkdtemp()
@@ -107,9 +119,7 @@ def test_acknowledged_creates_survive_kill_9_and_restart():
     assert key, "first start must print the development account's key"
 
     acked, stop, threads = stream_creates(port, key, "w", 6)
-    time.sleep(2.0)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, acked, 20, 2.0)
     stop.set()
     for t in threads:
         t.join()

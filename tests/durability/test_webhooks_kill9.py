@@ -9,7 +9,6 @@ dispatched, dispatched but not yet attempted, and attempted but not yet recorded
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -18,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from test_kill9 import BIN, call, free_port, start, stream_creates
+from test_kill9 import BIN, call, free_port, kill_when, start, stream_creates
 
 EMULATOR = os.environ.get("KLOZEO_TEST_DYNAMODB_ENDPOINT", "")
 STORES = ["embedded"] + (["dynamodb"] if EMULATOR else [])
@@ -80,9 +79,7 @@ def test_no_delivery_is_lost_when_the_server_is_killed_mid_delivery(monkeypatch,
         assert status == 201
 
         acked, stop, threads = stream_creates(port, key, "h", 4)
-        time.sleep(1.5)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_when(proc, acked, 20, 1.5)
         stop.set()
         for t in threads:
             t.join()

@@ -187,12 +187,17 @@ impl QueueFaultCounts {
 /// failure. `rate_per_mille` of the calls (of each message, for receives) misbehave.
 ///
 /// The lease a receiver asks for is shortened to `lease`, so a message whose
-/// acknowledgement was dropped comes back within the test's time.
+/// acknowledgement was dropped comes back within the test's time. The first acknowledgement
+/// and the first message received while injection is on always misbehave, so a run exercises
+/// both paths however few messages it sees (a small workload on the emulator once saw no
+/// dropped acknowledgement at all).
 pub struct FaultyQueue<Q> {
     inner: Arc<Q>,
     rate_per_mille: u32,
     lease: std::time::Duration,
     enabled: AtomicBool,
+    first_ack_dropped: AtomicBool,
+    first_receive_duplicated: AtomicBool,
     rng: Mutex<StdRng>,
     /// What was injected so far.
     pub counts: QueueFaultCounts,
@@ -211,6 +216,8 @@ impl<Q> FaultyQueue<Q> {
             rate_per_mille,
             lease,
             enabled: AtomicBool::new(true),
+            first_ack_dropped: AtomicBool::new(false),
+            first_receive_duplicated: AtomicBool::new(false),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             counts: QueueFaultCounts::default(),
         })
@@ -219,6 +226,11 @@ impl<Q> FaultyQueue<Q> {
     /// Turns injection on or off.
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether this is the first call of its kind (`done` tracks it) while injection is on.
+    fn first(&self, done: &AtomicBool) -> bool {
+        self.enabled.load(Ordering::SeqCst) && !done.swap(true, Ordering::SeqCst)
     }
 
     /// Whether this call misbehaves, and a second roll (0..2) for which way.
@@ -269,7 +281,7 @@ impl<Q: JobSource + 'static> JobSource for FaultyQueue<Q> {
         let got = self.inner.receive(max, self.lease).await?;
         let mut out = Vec::with_capacity(got.len());
         for m in got {
-            if self.roll().is_some() {
+            if self.first(&self.first_receive_duplicated) || self.roll().is_some() {
                 self.counts.duplicated.fetch_add(1, Ordering::Relaxed);
                 out.push(m.clone());
             }
@@ -279,7 +291,7 @@ impl<Q: JobSource + 'static> JobSource for FaultyQueue<Q> {
     }
 
     async fn ack(&self, handle: &str) -> Result<(), Error> {
-        if self.roll().is_some() {
+        if self.first(&self.first_ack_dropped) || self.roll().is_some() {
             self.counts.acks_dropped.fetch_add(1, Ordering::Relaxed);
             return Err(Error::Unavailable(
                 "injected: SQS DeleteMessage failed (receipt handle expired)".into(),

@@ -179,7 +179,8 @@ async fn inline(api: &Api, query: &str) -> (StatusCode, HeaderMap, Bytes) {
 const RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 
 /// The name of the streaming test, which the parent process runs again as its child.
-const STREAM_TEST: &str = "export_stream_function_streams_the_same_file_as_the_inline_export";
+const STREAM_TEST: &str =
+    "export_lambda::export_stream_function_streams_the_same_file_as_the_inline_export";
 
 /// Starts the stand-in Runtime API at the address in `AWS_LAMBDA_RUNTIME_API`.
 async fn start_runtime(

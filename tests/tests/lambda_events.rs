@@ -520,8 +520,8 @@ fn routing_does_not_depend_on_ignore_stage_in_path() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "http_api_payload_2_0_matches_serve",
-            "rest_api_payload_1_0_matches_serve",
+            "lambda_events::http_api_payload_2_0_matches_serve",
+            "lambda_events::rest_api_payload_1_0_matches_serve",
         ])
         .env(IGNORE_STAGE, "true")
         .output()

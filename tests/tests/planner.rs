@@ -572,7 +572,7 @@ async fn explain_on_the_embedded_store_names_its_lead_table() {
 
 /// The numbers of `lib/docs/query-cost.md`: items read and estimated read units of the first
 /// 50-lead page of each query shape, from the explain plan. Not a check (it prints a table):
-/// `cargo test -p klozeo-tests --test planner query_cost_table -- --ignored --nocapture`,
+/// `cargo test -p klozeo-tests --test integration planner::query_cost_table -- --ignored --nocapture`,
 /// with `KLOZEO_TEST_DYNAMODB_ENDPOINT` set to measure on the emulator too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "prints the measurements of lib/docs/query-cost.md"]

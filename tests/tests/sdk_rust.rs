@@ -6,7 +6,7 @@
 //! Filters, batch, notes, scoring and export are covered by the other sdk_rust* files and are not
 //! exercised here.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,6 +1,6 @@
 //! Notes and scoring through the official Rust SDK (`klozeo = "=0.1.5"`), on every backend.
 
-mod common;
+use crate::common;
 
 use common::sdk;
 use klozeo_sdk::{Error, LeadInput, ScoringRuleInput};

@@ -2,7 +2,7 @@
 //! backend of the run: each format comes back as the bytes of the file, holding the leads of the
 //! list with the same filter and sort, in the same order.
 
-mod common;
+use crate::common;
 
 use common::sdk;
 use futures_util::StreamExt;

@@ -15,7 +15,7 @@
 //! Semantics pinned for a lead without the field or attribute: it matches `neq`,
 //! `not_contains`, `array_not_contains`, `is_empty` and `is_not_set`, and nothing else.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

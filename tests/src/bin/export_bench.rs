@@ -1,11 +1,12 @@
 //! Export and import benchmark on the embedded store (lib/docs/benchmarks.md): CPU time and
 //! peak memory growth of exporting N leads as CSV, JSON and XLSX, and the rate of importing N
-//! CSV rows through the ingest service.
+//! CSV rows through the importer, driven the way `klozeo import` drives it.
 //!
-//! `cargo run --release -p klozeo-tests --bin export_bench -- [N] [--no-import] [--data-dir DIR]`
+//! `cargo run --release -p klozeo-tests --bin export_bench -- [N] [--no-import] [--data-dir DIR] [--format F]`
 //! (default 100,000; `--no-import` skips the import, which at 1,000,000 rows would dominate;
 //! `--data-dir` keeps the seeded store in DIR and reuses it on the next run with the same N,
-//! so repeated measurements skip the seeding). Linux only:
+//! so repeated measurements skip the seeding; `--format F`, repeatable, exports only the
+//! formats named, e.g. to profile one). Linux only:
 //! CPU time comes from /proc/self/stat, peak memory from VmHWM in /proc/self/status, reset
 //! between runs through /proc/self/clear_refs. VmHWM counts pages of the database file the
 //! store's readers have memory-mapped; the private figure (RssAnon, sampled after every chunk)
@@ -143,7 +144,16 @@ async fn main() -> anyhow::Result<()> {
 
     let csv_path = temp.path().join("export.csv");
     let mut csv_file = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
+    // `--format csv` (repeatable) exports only the named formats, e.g. to profile one.
+    let only: Vec<Format> = args
+        .windows(2)
+        .filter(|w| w[0] == "--format")
+        .filter_map(|w| Format::parse(&w[1]).ok())
+        .collect();
     for format in [Format::Csv, Format::Json, Format::Xlsx] {
+        if !only.is_empty() && !only.contains(&format) {
+            continue;
+        }
         reset_peak();
         let rss0 = status_kb("VmRSS:");
         let anon0 = status_kb("RssAnon:");
@@ -198,14 +208,18 @@ async fn main() -> anyhow::Result<()> {
         None,
     )?;
     let (cpu0, wall0) = (cpu_secs(), Instant::now());
+    // As `klozeo import` runs it (cli/src/bulk.rs): chunks of the importer's size, the next
+    // one decided while the one before commits.
+    let chunk = imp.chunk_size();
     let mut done = 0usize;
     loop {
-        let batch: Vec<_> = rows.by_ref().take(1000).collect();
+        let batch: Vec<_> = rows.by_ref().take(chunk).collect();
         if batch.is_empty() {
             break;
         }
-        done += imp.chunk(batch).await?.len();
+        done += imp.push(batch).await?.len();
     }
+    done += imp.finish().await?.len();
     let (cpu, wall) = (cpu_secs() - cpu0, wall0.elapsed().as_secs_f64());
     println!(
         "import  csv: {done} rows in {wall:.1} s ({:.0} leads/s), CPU {cpu:.1} s",

@@ -1,6 +1,6 @@
 //! Helpers shared by the official Rust SDK test files.
 
-// Each test file is its own crate and uses only some of these.
+// The SDK test modules use only some of these.
 #![allow(dead_code)]
 
 use std::time::Duration;
