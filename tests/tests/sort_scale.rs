@@ -38,10 +38,15 @@ fn text(r: &mut Lcg, xs: &[Option<&str>]) -> Option<String> {
 
 /// Leads with ties, missing values, mixed case and non-ASCII text, signed zeros, and an
 /// attribute that is a number, a numeric string, text, a bool or missing.
+///
+/// Ids follow `created_at` as the API mints them (a UUIDv7 from the same clock reading), ties
+/// apart: both stores serve the `created_at` order from the lead items' key order.
 fn random_lead(r: &mut Lcg, i: usize) -> Lead {
-    let id = format!("cl_{:016x}{:016x}", r.next(), i);
+    let created_at = 1_700_000_000 + (r.next() % 50) as i64;
+    let id = format!("cl_{created_at:012x}{:016x}{i:08x}", r.next());
     let mut lead = Lead {
         id,
+        created_at,
         name: r
             .pick(&[
                 "Acme",
@@ -81,7 +86,6 @@ fn random_lead(r: &mut Lcg, i: usize) -> Lead {
         ]),
         review_count: *r.pick(&[None, Some(0), Some(7), Some(120)]),
         score: *r.pick(&[0.0, 12.5, 40.0, 99.0]),
-        created_at: 1_700_000_000 + (r.next() % 50) as i64,
         updated_at: 1_700_000_000 + (r.next() % 50) as i64,
         last_interaction_at: 1_700_000_000 + (r.next() % 7) as i64,
         status: *r.pick(&[Status::New, Status::Contacted]),

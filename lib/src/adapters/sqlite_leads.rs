@@ -492,6 +492,12 @@ pub(super) fn segment_sql(
         SqlValue::Text(leads_tbl().to_string()),
     ];
     let after_sk = after.map(|(_, id)| format!("{}{id}", crate::schema::LEAD_PREFIX));
+    if seg == Segment::Present
+        && scan.sort.field == SortField::CreatedAt
+        && pushdown(scan, &mut Vec::new()).is_empty()
+    {
+        return created_order_sql(scan, args, after_sk, limit);
+    }
     let after_v = after.map(|(v, _)| sql_value(v.clone()));
     // CROSS JOIN keeps the driving table first: the index that yields the order leads.
     let mut sql = match (seg, col, &scan.sort.field) {
@@ -572,6 +578,42 @@ pub(super) fn segment_sql(
     // statement on every run (see `query_sql` in adapters/sqlite.rs). Pages ask for a handful
     // of distinct limits, so the statement cache holds one statement per shape and limit.
     sql.push_str(&format!(" LIMIT {limit}"));
+    (sql, args)
+}
+
+/// The `created_at` order without a condition SQL could check: the lead items themselves, in
+/// key order.
+///
+/// Lead ids are UUIDv7 minted from the same clock reading as `created_at`, so the items' key
+/// order is `created_at` order with ties broken by id, the order DynamoDB's base table serves
+/// too (lib/docs/query-cost.md). Walking `items` reads each lead once, where the
+/// `lr_c_created_at` index needs a lookup in `items` per lead: an export of 100,000 leads read
+/// its bodies 2.3x faster this way (benchmarks.md). With a condition on other columns the
+/// index plan stays, as it can check the condition before reading a body.
+fn created_order_sql(
+    scan: &LeadScan<'_>,
+    mut args: Vec<SqlValue>,
+    after_sk: Option<String>,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let prefix = crate::schema::LEAD_PREFIX;
+    let upper = super::sqlite::prefix_upper_bound(prefix).expect("the lead prefix has a bound");
+    // One bound on each side: with the cursor as a second bound on the same side, SQLite may
+    // seek by the other one and step over every lead before the cursor, on every page.
+    let (dir, low, high) = match (scan.sort.order, after_sk) {
+        (SortOrder::Asc, Some(sk)) => ("ASC", (">", sk), ("<", upper)),
+        (SortOrder::Asc, None) => ("ASC", (">=", prefix.to_string()), ("<", upper)),
+        (SortOrder::Desc, Some(sk)) => ("DESC", (">=", prefix.to_string()), ("<", sk)),
+        (SortOrder::Desc, None) => ("DESC", (">=", prefix.to_string()), ("<", upper)),
+    };
+    args.push(SqlValue::Text(low.1));
+    args.push(SqlValue::Text(high.1));
+    let sql = format!(
+        "SELECT i.body FROM items i
+         WHERE i.tbl = ?2 AND i.pk = ?1 AND i.sk {} ?3 AND i.sk {} ?4
+         ORDER BY i.sk {dir} LIMIT {limit}",
+        low.0, high.0
+    );
     (sql, args)
 }
 
