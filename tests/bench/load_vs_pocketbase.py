@@ -195,16 +195,19 @@ request = function()
 end
 """
 
-LUA_CREATE = """
+# A global `tid` unique to each wrk thread and run, and a request counter `n`, for the write
+# shapes. Each wrk thread has its own Lua state but the same unseeded math.random, so a random
+# id alone repeats across threads (their creates became merges of each other's leads).
+LUA_THREAD_IDS = """
 local n = 0
--- Each wrk thread has its own Lua state but the same unseeded math.random, so a random id
--- alone repeats across threads (their creates became merges of each other's leads): setup()
--- numbers the threads, and the run's start time keeps runs apart.
 local threads = 0
 function setup(thread)
   threads = threads + 1
   thread:set("tid", os.time() .. "t" .. threads)
 end
+"""
+
+LUA_CREATE = LUA_THREAD_IDS + """
 request = function()
   n = n + 1
   local body = string.format(%s, tid, n, tid, n)
@@ -212,16 +215,7 @@ request = function()
 end
 """
 
-LUA_BATCH = """
-local n = 0
--- Each wrk thread has its own Lua state but the same unseeded math.random, so a random id
--- alone repeats across threads (their creates became merges of each other's leads): setup()
--- numbers the threads, and the run's start time keeps runs apart.
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", os.time() .. "t" .. threads)
-end
+LUA_BATCH = LUA_THREAD_IDS + """
 request = function()
   n = n + 1
   local items = {}

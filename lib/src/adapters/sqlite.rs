@@ -470,41 +470,19 @@ fn commit_group_checked(
     group: &[Pending],
     write: WriteCtx,
 ) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_err)?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    let mut found = Vec::new();
-    for p in group {
-        let mut member = Vec::with_capacity(p.groups.len());
-        for ops in &p.groups {
-            found.clear();
-            let mut outcome = Ok(());
-            for (i, op) in ops.iter().enumerate() {
-                match check_op(&tx, op, write.now).map_err(db_err)? {
-                    Some(f) => found.push(f),
-                    None => {
-                        outcome = Err(StoreError::ConditionFailed(i));
-                        break;
-                    }
-                }
-            }
-            if outcome.is_ok() {
-                for (op, f) in ops.iter().zip(&found) {
-                    write_op(&tx, op, *f, write).map_err(db_err)?;
-                }
-            }
-            let failed = outcome.is_err();
-            member.push(outcome);
-            // The transactions of one `transact_many` stop at the first that fails.
-            if failed {
-                break;
+    commit_group_with(conn, group, |tx, ops| {
+        let mut found = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match check_op(tx, op, write.now).map_err(db_err)? {
+                Some(f) => found.push(f),
+                None => return Ok(Err(StoreError::ConditionFailed(i))),
             }
         }
-        outcomes.push(member);
-    }
-    tx.commit().map_err(db_err)?;
-    Ok(outcomes)
+        for (op, f) in ops.iter().zip(found) {
+            write_op(tx, op, f, write).map_err(db_err)?;
+        }
+        Ok(Ok(()))
+    })
 }
 
 /// The group with each member in a savepoint: an error in one member's writes undoes that
@@ -514,6 +492,39 @@ fn commit_group_savepoints(
     group: &[Pending],
     write: WriteCtx,
 ) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
+    commit_group_with(conn, group, |tx, ops| {
+        savepoint(tx, "SAVEPOINT member")?;
+        let mut outcome = Ok(());
+        for (i, op) in ops.iter().enumerate() {
+            let done = check_op(tx, op, write.now)
+                .and_then(|f| f.map(|f| write_op(tx, op, f, write)).transpose());
+            match done {
+                Ok(Some(())) => {}
+                Ok(None) => {
+                    outcome = Err(StoreError::ConditionFailed(i));
+                    break;
+                }
+                Err(e) => {
+                    outcome = Err(StoreError::Other(db_err(e)));
+                    break;
+                }
+            }
+        }
+        if outcome.is_err() {
+            savepoint(tx, "ROLLBACK TO member")?;
+        }
+        savepoint(tx, "RELEASE member")?;
+        Ok(outcome)
+    })
+}
+
+/// Runs every member's transactions through `run` in one SQLite transaction and commits it.
+/// `run` answers a transaction's outcome, or an error that fails the whole group.
+fn commit_group_with(
+    conn: &mut Connection,
+    group: &[Pending],
+    run: impl Fn(&Connection, &[WriteOp]) -> Result<Result<(), StoreError>, Error>,
+) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
@@ -521,29 +532,10 @@ fn commit_group_savepoints(
     for p in group {
         let mut member = Vec::with_capacity(p.groups.len());
         for ops in &p.groups {
-            savepoint(&tx, "SAVEPOINT member")?;
-            let mut outcome = Ok(());
-            for (i, op) in ops.iter().enumerate() {
-                let done = check_op(&tx, op, write.now)
-                    .and_then(|f| f.map(|f| write_op(&tx, op, f, write)).transpose());
-                match done {
-                    Ok(Some(())) => {}
-                    Ok(None) => {
-                        outcome = Err(StoreError::ConditionFailed(i));
-                        break;
-                    }
-                    Err(e) => {
-                        outcome = Err(StoreError::Other(db_err(e)));
-                        break;
-                    }
-                }
-            }
-            if outcome.is_err() {
-                savepoint(&tx, "ROLLBACK TO member")?;
-            }
-            savepoint(&tx, "RELEASE member")?;
+            let outcome = run(&tx, ops)?;
             let failed = outcome.is_err();
             member.push(outcome);
+            // The transactions of one `transact_many` stop at the first that fails.
             if failed {
                 break;
             }
