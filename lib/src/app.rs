@@ -106,6 +106,7 @@ impl App {
             clock,
             ids,
             cursor_key: CursorKey::new(&config.signing_key)?,
+            hooks: Arc::default(),
         };
         let scoring = ScoringService::new(deps.clone(), queue.clone(), config.jobs);
         let notes = NoteService::new(deps.clone());

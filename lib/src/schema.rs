@@ -390,6 +390,13 @@ pub fn webhook_key(account_id: &str, webhook_id: &str) -> Key {
     )
 }
 
+/// Key of the item that says an account has (or once had) a webhook. Written with the first
+/// webhook and never removed, so "no webhook" can guard a write: a change recorded without its
+/// outbox event checks that this item is absent (`services::events::HookPresence`).
+pub fn webhooks_marker_key(account_id: &str) -> Key {
+    Key::new(tenant_pk(account_id), "HOOKS")
+}
+
 /// Partition of one webhook's delivery log (accounts table, expiring).
 pub fn delivery_pk(account_id: &str, webhook_id: &str) -> String {
     format!("D#{account_id}#{webhook_id}")

@@ -421,6 +421,16 @@ impl Api {
         self.send(reqwest::Method::GET, path, None).await
     }
 
+    /// Registers a webhook (to an address nothing listens on) so that the account's changes
+    /// record outbox events: an account that never had a webhook records none.
+    pub async fn subscribe(&self) {
+        let body = serde_json::json!({ "url": "https://hooks.example.com/klozeo" });
+        let (st, v) = self
+            .send(reqwest::Method::POST, "/webhooks", Some(body))
+            .await;
+        assert_eq!(st, reqwest::StatusCode::CREATED, "{v}");
+    }
+
     /// `POST /leads` that must create (201); returns the new id.
     pub async fn create_lead(&self, body: serde_json::Value) -> String {
         let (st, v) = self.send(reqwest::Method::POST, "/leads", Some(body)).await;

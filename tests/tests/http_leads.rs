@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use klozeo_core::ports::{QueryReq, SkCond, Table};
+use klozeo_core::ports::{Cond, Item, QueryReq, SkCond, Table, WriteOp};
+use klozeo_core::schema;
 use klozeo_tests::{
     Api, TestServer, assert_flat_error, backends, check_page_invariants, urlencode,
 };
@@ -485,6 +486,7 @@ async fn every_change_records_its_event_in_the_outbox() {
     for b in backends() {
         let s = TestServer::start(b).await;
         let api = Api::new(&s, &s.account("free").await);
+        api.subscribe().await;
         let id = api
             .create_lead(json!({"name": "Evented", "source": "web"}))
             .await;
@@ -535,5 +537,99 @@ async fn every_change_records_its_event_in_the_outbox() {
         );
         assert!(events.iter().all(|e| e["data"]["id"] == json!(id)));
         assert_eq!(events[1]["data"]["city"], "Oslo");
+    }
+}
+
+/// The names of the events in an account's outbox, oldest first.
+async fn outbox_names(s: &TestServer, key: &str) -> Vec<String> {
+    let tenant = s.app.accounts.authenticate(key).await.unwrap();
+    let page = s
+        .app
+        .deps
+        .store
+        .query(&QueryReq {
+            table: Table::Outbox,
+            index: None,
+            pk: format!("O#{}", tenant.account_id),
+            sk: SkCond::Any,
+            start_after: None,
+            descending: false,
+            limit: 1000,
+        })
+        .await
+        .unwrap();
+    page.items
+        .iter()
+        .map(|i| serde_json::from_slice::<Value>(&i.body).unwrap()["event"].to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_record_events_once_the_account_has_a_webhook() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let api = Api::on_plan(&s, "unlimited").await;
+        let id = api
+            .create_lead(json!({"name": "Quiet", "source": "web"}))
+            .await;
+        api.batch_create(vec![
+            json!({"name": "Quiet 2", "source": "web"}),
+            json!({"name": "Quiet 3", "source": "web"}),
+        ])
+        .await;
+        let (st, _) = api
+            .send(
+                Method::PUT,
+                &format!("/leads/{id}"),
+                Some(json!({"city": "Oslo"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            outbox_names(&s, &api.key).await,
+            Vec::<String>::new(),
+            "{b:?}: no webhook, no events"
+        );
+        // Another process (another Lambda instance) creates the account's first webhook
+        // while this one still trusts that there is none: the changes that commit after it
+        // still record their events, a batch's (checked in its own transactions) as well as
+        // a single create's.
+        for batch_first in [true, false] {
+            let api = Api::on_plan(&s, "unlimited").await;
+            api.create_lead(json!({"name": "Quiet", "source": "web"}))
+                .await;
+            let tenant = s.app.accounts.authenticate(&api.key).await.unwrap();
+            s.app
+                .deps
+                .store
+                .transact(vec![WriteOp::Put {
+                    table: Table::Leads,
+                    item: Item::new(
+                        schema::webhooks_marker_key(&tenant.account_id),
+                        b"{}".to_vec(),
+                    ),
+                    cond: Cond::Always,
+                }])
+                .await
+                .unwrap();
+            let batch = || {
+                api.batch_create(vec![
+                    json!({"name": "Heard 2", "source": "web"}),
+                    json!({"name": "Heard 3", "source": "web"}),
+                ])
+            };
+            let want = if batch_first {
+                batch().await;
+                api.create_lead(json!({"name": "Heard", "source": "web"}))
+                    .await;
+                ["\"leads.created\"", "\"lead.created\""]
+            } else {
+                api.create_lead(json!({"name": "Heard", "source": "web"}))
+                    .await;
+                batch().await;
+                ["\"lead.created\"", "\"leads.created\""]
+            };
+            assert_eq!(outbox_names(&s, &api.key).await, want, "{b:?}");
+        }
     }
 }

@@ -250,6 +250,7 @@ async fn batch_create_reports_per_index_and_groups_its_events() {
     for b in backends() {
         let s = TestServer::start(b).await;
         let api = Api::on_plan(&s, "unlimited").await;
+        api.subscribe().await;
         let existing = api
             .push(json!({"name": "Old", "source": "s", "email": "old@x.com"}))
             .await
@@ -340,6 +341,7 @@ async fn batch_update_and_delete_answer_per_id_results() {
     for b in backends() {
         let s = TestServer::start(b).await;
         let api = Api::on_plan(&s, "unlimited").await;
+        api.subscribe().await;
         let mut ids = Vec::new();
         for i in 0..3 {
             ids.push(

@@ -117,6 +117,9 @@ struct State {
     written: BTreeSet<(u8, String, String)>,
     current_item: usize,
     queries: HashMap<String, Page>,
+    /// Keys the batch checked to be absent without writing them (an account's webhook marker):
+    /// every transaction of the commit checks them again.
+    guards: BTreeSet<(u8, Key)>,
 }
 
 /// A store view that keeps a batch's writes in memory (see the module documentation).
@@ -279,7 +282,31 @@ impl BatchView {
         // totals (writes, bytes, keys), so packing stays linear in the batch: assembling and
         // checking the whole candidate transaction for every component cost each lead a copy
         // of up to a hundred writes.
-        let mut cur = Packing::default();
+        let guards: Vec<WriteOp> = st
+            .guards
+            .iter()
+            .map(|(rank, key)| (TableOrd::of_rank(*rank), key))
+            .filter(|(t, key)| {
+                st.entries
+                    .get(&(*t, (*key).clone()))
+                    .is_none_or(|e| matches!(e.now, Now::Untouched) && e.delta == 0)
+            })
+            .map(|(table, key)| WriteOp::Check {
+                table,
+                key: key.clone(),
+                cond: Cond::NotExists,
+            })
+            .collect();
+        let guarded = || {
+            let mut p = Packing::default();
+            let sizes: Vec<usize> = guards
+                .iter()
+                .map(|op| transaction_bytes(std::slice::from_ref(op)))
+                .collect();
+            p.take(guards.clone(), &sizes, Adds::new());
+            p
+        };
+        let mut cur = guarded();
         let mut cur_items: Vec<usize> = Vec::new();
         let mut stop_at: Option<usize> = None;
         for (root, c) in comps {
@@ -303,13 +330,13 @@ impl BatchView {
                 cur_items.extend(c.items);
                 continue;
             }
-            if !Packing::default().admits(&ops, &sizes, &c.adds) {
+            if !guarded().admits(&ops, &sizes, &c.adds) {
                 stop_at = Some(root);
                 plan.replay.extend(c.items);
                 continue;
             }
-            let full = std::mem::take(&mut cur);
-            if !full.is_empty() {
+            let full = std::mem::replace(&mut cur, guarded());
+            if !cur_items.is_empty() {
                 plan.chunks
                     .push((full.into_ops(), std::mem::take(&mut cur_items)));
             }
@@ -337,6 +364,14 @@ impl TableOrd {
             Table::Leads => 0,
             Table::Accounts => 1,
             Table::Outbox => 2,
+        }
+    }
+
+    fn of_rank(rank: u8) -> Table {
+        match rank {
+            0 => Table::Leads,
+            1 => Table::Accounts,
+            _ => Table::Outbox,
         }
     }
 }
@@ -400,10 +435,6 @@ fn add_bytes(table: Table, key: &Key) -> usize {
 }
 
 impl Packing {
-    fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.adds.is_empty()
-    }
-
     /// Whether this transaction with `ops` (of `sizes` bytes each) and `adds` added would pass
     /// [`check_transaction`].
     fn admits(&self, ops: &[WriteOp], sizes: &[usize], adds: &Adds) -> bool {
@@ -694,6 +725,7 @@ impl Store for BatchView {
             adds: Vec::new(),
         };
         let mut st_written = Vec::new();
+        let mut st_guards = Vec::new();
         for op in ops {
             let (t, k) = op.target();
             let k = k.clone();
@@ -729,9 +761,14 @@ impl Store for BatchView {
                     e.max = e.max.or(max);
                     accepted.adds.push((t, k, delta, max));
                 }
-                WriteOp::Check { .. } => {}
+                WriteOp::Check { cond, .. } => {
+                    if cond == Cond::NotExists {
+                        st_guards.push((TableOrd(t).rank(), k));
+                    }
+                }
             }
         }
+        st.guards.extend(st_guards);
         st.written.extend(st_written);
         st.accepted.push(accepted);
         Ok(())

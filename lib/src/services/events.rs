@@ -2,8 +2,16 @@
 //! items of a batch (or of a rescoring run) write member records under their group's key
 //! prefix, which are folded into grouped events when the batch finishes, or by the dispatcher
 //! if the batch died before it could.
+//!
+//! An account that has never had a webhook records no events: nothing would ever read them,
+//! and writing, dispatching and deleting them was a sixth of a bulk load's store work. Such a
+//! change carries a check instead, that the account's webhook marker is still absent
+//! ([`HookPresence`]), so a change committed after the first webhook was created always
+//! records its event.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::domain::event::{EventKind, OutboxEvent};
 use crate::error::Result;
@@ -24,15 +32,97 @@ pub enum EventMode<'a> {
     Member(&'a str),
 }
 
+/// How long this process trusts having read that an account has no webhook. A webhook created
+/// through another process (another Lambda instance) is seen at most this late; until then
+/// that process's writes fail their marker check and retry, so no event is lost meanwhile.
+const NO_HOOKS_TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+/// Accounts remembered at most; past it the memory starts over (a cache, not a record).
+const MAX_REMEMBERED_ACCOUNTS: usize = 100_000;
+
+/// Which accounts have a webhook, as far as this process has read.
+///
+/// An account has one once its webhook marker ([`schema::webhooks_marker_key`]) or any webhook
+/// item exists (items written before the marker existed have no marker). The marker is never
+/// removed, so "has" is remembered for good; "has not" for [`NO_HOOKS_TRUSTED_FOR`], and every
+/// write that relies on it checks the marker's absence in its own transaction.
+#[derive(Debug, Default)]
+pub struct HookPresence {
+    seen: Mutex<HashMap<String, Option<Instant>>>,
+}
+
+impl HookPresence {
+    /// Remembers that the account has a webhook (this process just created one).
+    pub fn mark_present(&self, account_id: &str) {
+        self.remember(account_id, None);
+    }
+
+    fn remember(&self, account_id: &str, absent_since: Option<Instant>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= MAX_REMEMBERED_ACCOUNTS {
+                seen.clear();
+            }
+            seen.insert(account_id.to_string(), absent_since);
+        }
+    }
+
+    /// Whether the account may have a webhook: `false` only if it had none when read within
+    /// [`NO_HOOKS_TRUSTED_FOR`].
+    pub async fn may_have_hooks(&self, deps: &Deps, account_id: &str) -> Result<bool> {
+        let known = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|seen| seen.get(account_id).copied());
+        match known {
+            Some(None) => return Ok(true),
+            Some(Some(at)) if at.elapsed() < NO_HOOKS_TRUSTED_FOR => return Ok(false),
+            _ => {}
+        }
+        let read_at = Instant::now();
+        let marker = schema::webhooks_marker_key(account_id);
+        let hooks = QueryReq {
+            table: Table::Leads,
+            index: None,
+            pk: schema::tenant_pk(account_id),
+            sk: SkCond::BeginsWith(schema::WEBHOOK_PREFIX.into()),
+            start_after: None,
+            descending: false,
+            limit: 1,
+        };
+        let (marker, hooks) = tokio::try_join!(
+            deps.store.get(Table::Leads, &marker),
+            deps.store.query(&hooks)
+        )?;
+        let present = marker.is_some() || !hooks.items.is_empty();
+        self.remember(account_id, (!present).then_some(read_at));
+        Ok(present)
+    }
+}
+
+/// The check a change makes instead of recording its event when the account has no webhook:
+/// the webhook marker is still absent.
+pub fn no_hooks_check(account_id: &str) -> WriteOp {
+    WriteOp::Check {
+        table: Table::Leads,
+        key: schema::webhooks_marker_key(account_id),
+        cond: Cond::NotExists,
+    }
+}
+
 /// The outbox write that records `kind` with `data` for the tenant, in the same transaction
-/// as the change it describes; `group` makes it a member record of that batch.
-pub fn event_op(
+/// as the change it describes; `group` makes it a member record of that batch. For an account
+/// without webhooks, the check that it still has none ([`no_hooks_check`]).
+pub async fn event_op(
     deps: &Deps,
     account_id: &str,
     kind: EventKind,
     data: serde_json::Value,
     group: Option<&str>,
 ) -> Result<WriteOp> {
+    if !deps.hooks.may_have_hooks(deps, account_id).await? {
+        return Ok(no_hooks_check(account_id));
+    }
     let now_ms = deps.clock.now_ms();
     let id = deps.ids.time_ordered(now_ms).to_string();
     let ev = OutboxEvent {
@@ -57,7 +147,7 @@ pub fn event_op(
 }
 
 /// The event write of a change in `mode`: the single kind, or a member of the grouped kind.
-pub fn mode_event_op(
+pub async fn mode_event_op(
     deps: &Deps,
     account_id: &str,
     mode: EventMode<'_>,
@@ -66,8 +156,8 @@ pub fn mode_event_op(
     data: serde_json::Value,
 ) -> Result<WriteOp> {
     match mode {
-        EventMode::Single => event_op(deps, account_id, single, data, None),
-        EventMode::Member(g) => event_op(deps, account_id, grouped, data, Some(g)),
+        EventMode::Single => event_op(deps, account_id, single, data, None).await,
+        EventMode::Member(g) => event_op(deps, account_id, grouped, data, Some(g)).await,
     }
 }
 
@@ -150,7 +240,7 @@ async fn write_grouped(
         key: k.clone(),
         cond: Cond::Always,
     };
-    let grouped = event_op(deps, account_id, kind, grouped_payload(kind, members), None)?;
+    let grouped = event_op(deps, account_id, kind, grouped_payload(kind, members), None).await?;
     let mut chunks = keys.chunks(90);
     let mut first = vec![grouped];
     if let Some(c) = chunks.next() {

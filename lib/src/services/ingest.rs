@@ -200,7 +200,7 @@ impl IngestService {
     }
 
     /// The outbox write for a change to `lead`.
-    fn lead_event(
+    async fn lead_event(
         &self,
         t: &Tenant,
         mode: EventMode<'_>,
@@ -214,7 +214,7 @@ impl IngestService {
             // member record keeps the id, not a third encoding of the whole lead.
             EventMode::Member(_) => serde_json::json!({ "id": lead.id }),
         };
-        events::mode_event_op(&self.deps, &t.account_id, mode, single, grouped, data)
+        events::mode_event_op(&self.deps, &t.account_id, mode, single, grouped, data).await
     }
 
     fn markers(&self, account_id: &str, lead: &Lead) -> Result<Markers> {
@@ -565,7 +565,8 @@ impl IngestService {
                 EventKind::LeadCreated,
                 EventKind::LeadsCreated,
                 &lead,
-            )?,
+            )
+            .await?,
         );
         self.marker_ops(&t.account_id, &lead.id, None, Some(&lead), &mut tx)
             .await?;
@@ -655,7 +656,8 @@ impl IngestService {
                     EventKind::LeadUpdated,
                     EventKind::LeadsUpdated,
                     &lead,
-                )?,
+                )
+                .await?,
             );
             // A single lead whose score moved also reports it on its own.
             if mode == EventMode::Single && (lead.score - old.score).abs() >= 1e-9 {
@@ -667,7 +669,8 @@ impl IngestService {
                         EventKind::LeadScored,
                         serde_json::json!({ "id": lead.id, "score": lead.score }),
                         None,
-                    )?,
+                    )
+                    .await?,
                 );
             }
             self.marker_ops(&t.account_id, &lead.id, Some(&old), Some(&lead), &mut tx)
@@ -718,7 +721,8 @@ impl IngestService {
                     EventKind::LeadDeleted,
                     EventKind::LeadsDeleted,
                     &lead,
-                )?,
+                )
+                .await?,
             );
             self.marker_ops(&t.account_id, &lead.id, Some(&lead), None, &mut tx)
                 .await?;

@@ -44,6 +44,8 @@ pub struct Deps {
     pub ids: Arc<dyn IdSource>,
     /// The cursor signing key.
     pub cursor_key: CursorKey,
+    /// Which accounts have webhooks (whether a change records its outbox event).
+    pub hooks: Arc<crate::services::events::HookPresence>,
 }
 
 impl Deps {

@@ -24,9 +24,9 @@ impl NoteService {
         NoteService { deps }
     }
 
-    fn note_event(&self, t: &Tenant, kind: EventKind, note: &Note) -> Result<WriteOp> {
+    async fn note_event(&self, t: &Tenant, kind: EventKind, note: &Note) -> Result<WriteOp> {
         let data = serde_json::to_value(note).map_err(Error::internal)?;
-        event_op(&self.deps, &t.account_id, kind, data, None)
+        event_op(&self.deps, &t.account_id, kind, data, None).await
     }
 
     /// Adds a note to a lead.
@@ -75,7 +75,7 @@ impl NoteService {
         )
         .push(
             Check::EventAbsent,
-            self.note_event(t, EventKind::NoteCreated, &note)?,
+            self.note_event(t, EventKind::NoteCreated, &note).await?,
         );
         match tx.commit(&*self.deps.store).await {
             Ok(()) => Ok(note),
@@ -137,7 +137,7 @@ impl NoteService {
             if changed {
                 tx.push(
                     Check::EventAbsent,
-                    self.note_event(t, EventKind::NoteUpdated, &note)?,
+                    self.note_event(t, EventKind::NoteUpdated, &note).await?,
                 );
             }
             match tx.commit(&*self.deps.store).await {
@@ -173,7 +173,7 @@ impl NoteService {
         )
         .push(
             Check::EventAbsent,
-            self.note_event(t, EventKind::NoteDeleted, &note)?,
+            self.note_event(t, EventKind::NoteDeleted, &note).await?,
         );
         match tx.commit(&*self.deps.store).await {
             Ok(()) => Ok(()),

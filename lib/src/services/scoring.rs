@@ -545,7 +545,8 @@ impl ScoringService {
             let old_score = lead.score;
             lead.score = score;
             let written = match self
-                .score_txn(account_id, &lead, old_score, item.version, mode)?
+                .score_txn(account_id, &lead, old_score, item.version, mode)
+                .await?
                 .commit(&*self.deps.store)
                 .await
             {
@@ -589,7 +590,8 @@ impl ScoringService {
             let old_score = lead.score;
             lead.score = score;
             match self
-                .score_txn(account_id, &lead, old_score, version, mode)?
+                .score_txn(account_id, &lead, old_score, version, mode)
+                .await?
                 .commit(&*self.deps.store)
                 .await
             {
@@ -605,7 +607,7 @@ impl ScoringService {
 
     /// The writes that store `lead` (read at `version`) with its new score, and its event: a
     /// member of the run's `leads.scored` group, or a `lead.scored` of its own.
-    fn score_txn(
+    async fn score_txn(
         &self,
         account_id: &str,
         lead: &Lead,
@@ -636,7 +638,8 @@ impl ScoringService {
                 EventKind::LeadScored,
                 EventKind::LeadsScored,
                 data,
-            )?,
+            )
+            .await?,
         )
         .extend(
             Check::None,
@@ -662,7 +665,8 @@ impl ScoringService {
             EventKind::LeadScored,
             serde_json::json!({ "id": id, "score": score }),
             None,
-        )?;
+        )
+        .await?;
         self.deps.store.transact(vec![event]).await?;
         Ok(score)
     }

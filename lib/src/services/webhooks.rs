@@ -116,10 +116,20 @@ impl WebhookService {
                 ),
                 cond: Cond::NotExists,
             },
+        )
+        .push(
+            Check::None,
+            WriteOp::Put {
+                table: Table::Leads,
+                item: Item::new(schema::webhooks_marker_key(&t.account_id), b"{}".to_vec()),
+                cond: Cond::Always,
+            },
         );
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("a webhook with this id already exists; please retry"))?;
+        // From now on this account's changes record their events (`events::HookPresence`).
+        self.deps.hooks.mark_present(&t.account_id);
         Ok(hook)
     }
 
