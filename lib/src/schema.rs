@@ -390,6 +390,19 @@ pub fn webhook_key(account_id: &str, webhook_id: &str) -> Key {
     )
 }
 
+/// The range of an account's webhooks, at most `limit` of them.
+pub fn webhooks_query(account_id: &str, limit: u32) -> crate::ports::QueryReq {
+    crate::ports::QueryReq {
+        table: Table::Leads,
+        index: None,
+        pk: tenant_pk(account_id),
+        sk: crate::ports::SkCond::BeginsWith(WEBHOOK_PREFIX.into()),
+        start_after: None,
+        descending: false,
+        limit,
+    }
+}
+
 /// Key of the item that says an account has (or once had) a webhook. Written with the first
 /// webhook and never removed, so "no webhook" can guard a write: a change recorded without its
 /// outbox event checks that this item is absent (`services::events::HookPresence`).

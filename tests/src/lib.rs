@@ -431,6 +431,36 @@ impl Api {
         assert_eq!(st, reqwest::StatusCode::CREATED, "{v}");
     }
 
+    /// The events in the account's outbox (what the dispatcher has not taken yet), oldest
+    /// first.
+    pub async fn outbox(&self, server: &TestServer) -> Vec<serde_json::Value> {
+        let tenant = server
+            .app
+            .accounts
+            .authenticate(&self.key)
+            .await
+            .expect("the key authenticates");
+        let page = server
+            .app
+            .deps
+            .store
+            .query(&klozeo_core::ports::QueryReq {
+                table: klozeo_core::ports::Table::Outbox,
+                index: None,
+                pk: format!("O#{}", tenant.account_id),
+                sk: klozeo_core::ports::SkCond::Any,
+                start_after: None,
+                descending: false,
+                limit: 1000,
+            })
+            .await
+            .expect("the outbox reads");
+        page.items
+            .iter()
+            .map(|i| serde_json::from_slice(&i.body).expect("an event is JSON"))
+            .collect()
+    }
+
     /// `POST /leads` that must create (201); returns the new id.
     pub async fn create_lead(&self, body: serde_json::Value) -> String {
         let (st, v) = self.send(reqwest::Method::POST, "/leads", Some(body)).await;

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use klozeo_core::ports::{Cond, Item, QueryReq, SkCond, Table, WriteOp};
+use klozeo_core::ports::{Cond, Item, Table, WriteOp};
 use klozeo_core::schema;
 use klozeo_tests::{
     Api, TestServer, assert_flat_error, backends, check_page_invariants, urlencode,
@@ -505,27 +505,7 @@ async fn every_change_records_its_event_in_the_outbox() {
         .await;
         api.send(Method::DELETE, &format!("/leads/{id}"), None)
             .await;
-        let tenant = s.app.accounts.authenticate(&api.key).await.unwrap();
-        let page = s
-            .app
-            .deps
-            .store
-            .query(&QueryReq {
-                table: Table::Outbox,
-                index: None,
-                pk: format!("O#{}", tenant.account_id),
-                sk: SkCond::Any,
-                start_after: None,
-                descending: false,
-                limit: 100,
-            })
-            .await
-            .unwrap();
-        let events: Vec<Value> = page
-            .items
-            .iter()
-            .map(|i| serde_json::from_slice(&i.body).unwrap())
-            .collect();
+        let events = api.outbox(&s).await;
         let names: Vec<&str> = events
             .iter()
             .map(|e| e["event"].as_str().unwrap())
@@ -538,30 +518,6 @@ async fn every_change_records_its_event_in_the_outbox() {
         assert!(events.iter().all(|e| e["data"]["id"] == json!(id)));
         assert_eq!(events[1]["data"]["city"], "Oslo");
     }
-}
-
-/// The names of the events in an account's outbox, oldest first.
-async fn outbox_names(s: &TestServer, key: &str) -> Vec<String> {
-    let tenant = s.app.accounts.authenticate(key).await.unwrap();
-    let page = s
-        .app
-        .deps
-        .store
-        .query(&QueryReq {
-            table: Table::Outbox,
-            index: None,
-            pk: format!("O#{}", tenant.account_id),
-            sk: SkCond::Any,
-            start_after: None,
-            descending: false,
-            limit: 1000,
-        })
-        .await
-        .unwrap();
-    page.items
-        .iter()
-        .map(|i| serde_json::from_slice::<Value>(&i.body).unwrap()["event"].to_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -586,7 +542,7 @@ async fn changes_record_events_once_the_account_has_a_webhook() {
             .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(
-            outbox_names(&s, &api.key).await,
+            outbox_names(&api, &s).await,
             Vec::<String>::new(),
             "{b:?}: no webhook, no events"
         );
@@ -629,7 +585,16 @@ async fn changes_record_events_once_the_account_has_a_webhook() {
                 batch().await;
                 ["\"lead.created\"", "\"leads.created\""]
             };
-            assert_eq!(outbox_names(&s, &api.key).await, want, "{b:?}");
+            assert_eq!(outbox_names(&api, &s).await, want, "{b:?}");
         }
     }
+}
+
+/// The names of the events in an account's outbox, oldest first.
+async fn outbox_names(api: &Api, s: &TestServer) -> Vec<String> {
+    api.outbox(s)
+        .await
+        .iter()
+        .map(|e| e["event"].to_string())
+        .collect()
 }

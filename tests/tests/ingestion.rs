@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use klozeo_core::ports::{QueryReq, SkCond, Table};
+use klozeo_core::ports::{QueryReq, Table};
 use klozeo_tests::{Api, Resp, TestServer, backends};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
@@ -40,29 +40,6 @@ impl IngestApi for Api {
             .as_u64()
             .unwrap() as usize
     }
-}
-
-async fn outbox(s: &TestServer, key: &str) -> Vec<Value> {
-    let tenant = s.app.accounts.authenticate(key).await.unwrap();
-    let page = s
-        .app
-        .deps
-        .store
-        .query(&QueryReq {
-            table: Table::Outbox,
-            index: None,
-            pk: format!("O#{}", tenant.account_id),
-            sk: SkCond::Any,
-            start_after: None,
-            descending: false,
-            limit: 1000,
-        })
-        .await
-        .unwrap();
-    page.items
-        .iter()
-        .map(|i| serde_json::from_slice(&i.body).unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +283,7 @@ async fn batch_create_reports_per_index_and_groups_its_events() {
             (json!(7), json!(4), json!(3))
         );
         assert_eq!(api.count().await, 3);
-        let events = outbox(&s, &api.key).await;
+        let events = api.outbox(&s).await;
         let names: Vec<&str> = events
             .iter()
             .map(|e| e["event"].as_str().unwrap())
@@ -392,7 +369,8 @@ async fn batch_update_and_delete_answer_per_id_results() {
         assert_eq!(d.status, StatusCode::OK);
         assert_eq!(d.body["success"], 2);
         assert_eq!(api.count().await, 1);
-        let names: Vec<String> = outbox(&s, &api.key)
+        let names: Vec<String> = api
+            .outbox(&s)
             .await
             .iter()
             .map(|e| e["event"].as_str().unwrap().to_string())

@@ -81,15 +81,7 @@ impl HookPresence {
         }
         let read_at = Instant::now();
         let marker = schema::webhooks_marker_key(account_id);
-        let hooks = QueryReq {
-            table: Table::Leads,
-            index: None,
-            pk: schema::tenant_pk(account_id),
-            sk: SkCond::BeginsWith(schema::WEBHOOK_PREFIX.into()),
-            start_after: None,
-            descending: false,
-            limit: 1,
-        };
+        let hooks = schema::webhooks_query(account_id, 1);
         let (marker, hooks) = tokio::try_join!(
             deps.store.get(Table::Leads, &marker),
             deps.store.query(&hooks)

@@ -141,15 +141,7 @@ impl WebhookService {
     async fn list_of(&self, account_id: &str) -> Result<Vec<Webhook>> {
         let items = self
             .deps
-            .query_all(QueryReq {
-                table: Table::Leads,
-                index: None,
-                pk: schema::tenant_pk(account_id),
-                sk: SkCond::BeginsWith(schema::WEBHOOK_PREFIX.into()),
-                start_after: None,
-                descending: false,
-                limit: MAX_WEBHOOKS as u32 + 1,
-            })
+            .query_all(schema::webhooks_query(account_id, MAX_WEBHOOKS as u32 + 1))
             .await?;
         items
             .iter()
