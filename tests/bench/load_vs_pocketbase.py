@@ -239,11 +239,32 @@ def wrk(url, headers, script=None):
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     os.unlink(path)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"{url}: {non2xx.group(1)} error responses\n{out}")
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1)
-    return rps, p50
+    return rps, p50, requests
+
+
+def cpu_seconds(proc):
+    """User + system CPU seconds the server process has used so far (Linux `/proc`), so a
+    shape can be reported as CPU per request too: less sensitive than req/s to a noisy VM."""
+    if proc is None:
+        return 0.0
+    try:
+        with open(f"/proc/{proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def timed_wrk(proc, args):
+    """Runs wrk with `args`; returns (req/s, p50, server CPU milliseconds per request)."""
+    before = cpu_seconds(proc)
+    rps, p50, requests = wrk(*args)
+    return rps, p50, (cpu_seconds(proc) - before) * 1000 / max(1, requests)
 
 
 def lua_str(s):
@@ -302,30 +323,35 @@ def main():
         pb, token = start_pocketbase(pb_dir, pb_port)
         pb_base = f"http://127.0.0.1:{pb_port}"
     try:
-        loads = [("klozeo", *load(klozeo_loader(kz_base, key), leads))]
+        c0 = cpu_seconds(kz)
+        loads = [("klozeo", *load(klozeo_loader(kz_base, key), leads), cpu_seconds(kz) - c0)]
         if pb:
-            loads.append(("PocketBase", *load(pb_loader(pb_base, token), leads)))
+            c0 = cpu_seconds(pb)
+            loads.append(("PocketBase", *load(pb_loader(pb_base, token), leads),
+                          cpu_seconds(pb) - c0))
         print(f"bulk load of {LEADS} leads, batches of {BATCH}, {LOADERS} concurrent requests:")
-        for name, total, marks in loads:
+        for name, total, marks, cpu in loads:
             per = [round(LEADS / 10 / m) for m in marks]
             print(f"  {name}: {LEADS / total:,.0f} leads/s overall; per tenth (leads/s): {per}; "
-                  f"last tenth took {marks[-1] / marks[0]:.2f}x the first")
+                  f"last tenth took {marks[-1] / marks[0]:.2f}x the first; "
+                  f"server CPU {cpu * 1e6 / LEADS:.0f} us per lead")
         kz_ids = [l["id"] for l in httpx.get(f"{kz_base}/leads?limit=1000",
                                              headers={"X-API-Key": key}).json()["leads"]]
         pb_ids = [l["id"] for l in httpx.get(
             f"{pb_base}/api/collections/leads/records?perPage=1000&skipTotal=1",
             headers={"Authorization": token}).json()["items"]] if pb else ["none"]
         print(f"\nwrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s, {LEADS:,} leads in each\n")
-        print("| shape | klozeo req/s | PocketBase req/s | ratio | klozeo p50 | PocketBase p50 |")
-        print("|---|---|---|---|---|---|")
+        print("| shape | klozeo req/s | PocketBase req/s | ratio | klozeo p50 | PocketBase p50 "
+              "| klozeo CPU ms/req | PocketBase CPU ms/req |")
+        print("|---|---|---|---|---|---|---|---|")
         for name, k, p in shapes(kz_base, key, kz_ids, pb_base or "", token, pb_ids):
             if SHAPES and not any(w in name for w in SHAPES):
                 continue
-            k_rps, k_p50 = wrk(*k)
-            p_rps, p_p50 = wrk(*p) if pb else (0, "-")
+            k_rps, k_p50, k_cpu = timed_wrk(kz, k)
+            p_rps, p_p50, p_cpu = timed_wrk(pb, p) if pb else (0, "-", 0.0)
             ratio = f"{k_rps / p_rps:.2f}" if p_rps else "n/a"
-            print(f"| {name} | {k_rps:,.1f} | {p_rps:,.1f} | {ratio} | {k_p50} | {p_p50} |",
-                  flush=True)
+            print(f"| {name} | {k_rps:,.1f} | {p_rps:,.1f} | {ratio} | {k_p50} | {p_p50} "
+                  f"| {k_cpu:.3f} | {p_cpu:.3f} |", flush=True)
     finally:
         for proc in (kz, pb):
             if proc:

@@ -643,3 +643,63 @@ async fn a_response_that_cannot_be_recorded_still_reaches_the_caller_and_frees_t
         assert_eq!(api.count().await, 1, "{b:?}");
     }
 }
+
+/// The name + city hint compares whole names (two long names that agree on their first 400
+/// bytes are different names) and follows a lead that moves or goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_city_hints_compare_whole_names_and_follow_moves() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let api = Api::on_plan(&s, "unlimited").await;
+        let hint = |r: &Resp| {
+            assert_eq!(r.status, StatusCode::CREATED, "{b:?} {}", r.body);
+            r.body["potential_duplicate_id"]
+                .as_str()
+                .map(str::to_string)
+        };
+        let long = "Société Générale de Boulangerie ".repeat(14);
+        let alpha = api
+            .create_lead(json!({"name": format!("{long}Alpha"), "source": "x", "city": "Paris"}))
+            .await;
+        let beta = api
+            .push(json!({"name": format!("{long}Beta"), "source": "x", "city": "Paris"}))
+            .await;
+        assert_eq!(hint(&beta), None, "{b:?}: another name");
+        let again = api
+            .push(json!({"name": format!("{long}beta "), "source": "y", "city": " PARIS"}))
+            .await;
+        let hinted = hint(&again);
+        assert_eq!(hinted.as_deref(), beta.body["id"].as_str(), "{b:?}");
+        assert_ne!(hinted, Some(alpha), "{b:?}");
+
+        let shop = api
+            .create_lead(json!({"name": "Corner Shop", "source": "x", "city": "Lyon"}))
+            .await;
+        let (st, v) = api
+            .send(
+                Method::PATCH,
+                &format!("/leads/{shop}"),
+                Some(json!({"city": "Nice"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let in_lyon = api
+            .push(json!({"name": "Corner Shop", "source": "y", "city": "Lyon"}))
+            .await;
+        assert_eq!(hint(&in_lyon), None, "{b:?}: the shop left Lyon");
+        let in_nice = api
+            .push(json!({"name": "corner shop", "source": "y", "city": "nice"}))
+            .await;
+        assert_eq!(hint(&in_nice), Some(shop.clone()), "{b:?}");
+        for id in [&shop, in_nice.body["id"].as_str().unwrap()] {
+            let (st, _) = api
+                .send(Method::DELETE, &format!("/leads/{id}"), None)
+                .await;
+            assert!(st.is_success(), "{st}");
+        }
+        let gone = api
+            .push(json!({"name": "Corner Shop", "source": "z", "city": "Nice"}))
+            .await;
+        assert_eq!(hint(&gone), None, "{b:?}: deleted leads are not hinted at");
+    }
+}

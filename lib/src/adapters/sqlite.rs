@@ -1015,6 +1015,28 @@ impl Store for SqliteStore {
     fn lead_index(&self) -> Option<&dyn LeadIndex> {
         Some(self)
     }
+
+    fn finds_leads_by_name_city(&self) -> bool {
+        true
+    }
+
+    async fn leads_by_name_city(
+        &self,
+        partition: &str,
+        name_fold: &str,
+        city_fold: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, Error> {
+        let (pk, name, city) = (
+            partition.to_string(),
+            name_fold.to_string(),
+            city_fold.to_string(),
+        );
+        self.read(true, move |c, _| {
+            sqlite_leads::by_name_city(c, &pk, &name, &city, limit).map_err(db_err)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -1258,6 +1280,53 @@ mod tests {
             .collect();
         want.sort_unstable();
         assert_eq!(seen, want);
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+
+    /// A database written when name + city lookups were items loses those items once on
+    /// opening, and nothing else: not the items beside them in key order, not the leads.
+    #[test]
+    fn opening_drops_the_old_name_city_items_only() {
+        let dir = std::env::temp_dir().join(format!("klozeo-upgrade-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tbl = crate::schema::table_def(Table::Leads).suffix;
+        let sks = [
+            "L#cl_1",
+            "N#cl_1#note_1",
+            "NB#x",
+            "NC#00ff#cl_1",
+            "NC#ab#cl_2",
+            "ND#y",
+        ];
+        {
+            let store = SqliteStore::open(&dir).unwrap();
+            let conn = store.conn.lock().unwrap();
+            for sk in sks {
+                conn.execute(
+                    "INSERT INTO items(tbl, pk, sk, body, version) VALUES (?1, 'A#1', ?2, x'7b7d', 1)",
+                    params![tbl, sk],
+                )
+                .unwrap();
+            }
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        }
+        let left = |store: &SqliteStore| -> Vec<String> {
+            let conn = store.conn.lock().unwrap();
+            conn.prepare("SELECT sk FROM items WHERE pk = 'A#1' ORDER BY sk")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let store = SqliteStore::open(&dir).unwrap();
+        assert_eq!(left(&store), ["L#cl_1", "N#cl_1#note_1", "NB#x", "ND#y"]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -216,12 +216,68 @@ pub(super) fn attribute_names(conn: &Connection, pk: &str) -> rusqlite::Result<V
         .collect()
 }
 
+/// Up to `limit` ids of the partition's leads whose name and city fold to `name_fold` and
+/// `city_fold` ([`crate::domain::dedup::fold`]), smallest id first.
+///
+/// The name index gives the leads whose name column (the name's sort value: folded, cut to
+/// [`crate::domain::query::SORT_TEXT_BYTES`]) and city column agree, in id order; names and
+/// cities are stored trimmed, so those are the candidates. Each is confirmed on its stored
+/// name and city, since two long names may agree on their cut columns only.
+pub(super) fn by_name_city(
+    conn: &Connection,
+    pk: &str,
+    name_fold: &str,
+    city_fold: &str,
+    limit: u32,
+) -> rusqlite::Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct NameCity {
+        name: String,
+        city: Option<String>,
+    }
+    let column = |s: &str| match SortValue::text(s) {
+        SortValue::Text(t) => t,
+        _ => String::new(),
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.sk, i.body FROM lead_rows AS r INDEXED BY lr_c_name
+         JOIN items AS i ON i.tbl = ?4 AND i.pk = r.pk AND i.sk = r.sk
+         WHERE r.pk = ?1 AND r.c_name = ?2 AND r.c_city = ?3 ORDER BY r.sk",
+    )?;
+    let mut rows = stmt.query(params![
+        pk,
+        column(name_fold),
+        column(city_fold),
+        leads_tbl()
+    ])?;
+    let mut out = Vec::new();
+    while out.len() < limit as usize {
+        let Some(row) = rows.next()? else { break };
+        let sk: String = row.get(0)?;
+        let body: Vec<u8> = row.get(1)?;
+        let Ok(lead) = serde_json::from_slice::<NameCity>(&body) else {
+            continue;
+        };
+        let same = crate::domain::dedup::fold(&lead.name) == name_fold
+            && lead
+                .city
+                .as_deref()
+                .map(crate::domain::dedup::fold)
+                .as_deref()
+                == Some(city_fold);
+        if let (true, Some(id)) = (same, crate::schema::lead_id_of(&sk)) {
+            out.push(id.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// Rebuilds the lead tables from the items once, for a database written before they existed.
 /// `user_version` 1 means they are complete.
 pub(super) fn backfill(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version >= 1 {
-        return Ok(());
+        return drop_name_city_items(conn);
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Another process may have finished it while this one waited for the write lock.
@@ -242,6 +298,27 @@ pub(super) fn backfill(conn: &mut Connection) -> rusqlite::Result<()> {
             }
         }
         tx.execute_batch("PRAGMA user_version = 1")?;
+    }
+    tx.commit()?;
+    drop_name_city_items(conn)
+}
+
+/// Deletes the name + city lookup items (`NC#`) a database written before the store found
+/// leads by name and city itself still holds, once (`user_version` 2): nothing reads them
+/// any more, and nothing would delete them with their leads.
+fn drop_name_city_items(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version >= 2 {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 2 {
+        tx.execute(
+            "DELETE FROM items WHERE tbl = ?1 AND sk >= 'NC#' AND sk < 'NC$'",
+            params![leads_tbl()],
+        )?;
+        tx.execute_batch("PRAGMA user_version = 2")?;
     }
     tx.commit()
 }

@@ -287,6 +287,29 @@ pub trait Store: Send + Sync {
     fn lead_index(&self) -> Option<&dyn crate::ports::LeadIndex> {
         None
     }
+    /// Whether the store finds a tenant's leads by name and city itself
+    /// ([`Store::leads_by_name_city`]), from the lead table it keeps anyway. When it does, the
+    /// services write no name + city lookup items (`NC#`), which on the embedded store were a
+    /// fifth of a bulk load's CPU: one more random insert per lead into the largest B-tree.
+    /// A store answers the same for its whole life.
+    fn finds_leads_by_name_city(&self) -> bool {
+        false
+    }
+    /// Up to `limit` ids of the leads in `partition` whose name and city fold
+    /// ([`crate::domain::dedup::fold`]) to `name_fold` and `city_fold`, smallest id first: the
+    /// order the `NC#` items would list them in. Only called when
+    /// [`Store::finds_leads_by_name_city`] says so.
+    async fn leads_by_name_city(
+        &self,
+        _partition: &str,
+        _name_fold: &str,
+        _city_fold: &str,
+        _limit: u32,
+    ) -> Result<Vec<String>, Error> {
+        Err(Error::internal(
+            "this store keeps no lead table to find leads by name and city",
+        ))
+    }
 }
 
 /// The largest item a store accepts, in bytes as [`item_size`] counts them.

@@ -28,11 +28,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use crate::domain::dedup::fold;
 use crate::error::Error;
 use crate::ports::{
     Cond, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page, Position,
     QueryReq, SkCond, Store, StoreError, Table, WriteOp, check_transaction, transaction_bytes,
 };
+use crate::schema;
 
 /// What the store held for a key before the batch, as far as the view knows.
 #[derive(Debug, Clone)]
@@ -120,6 +122,42 @@ struct State {
     /// Keys the batch checked to be absent without writing them (an account's webhook marker):
     /// every transaction of the commit checks them again.
     guards: BTreeSet<(u8, Key)>,
+    /// Where the batch's own writes left each lead it wrote: its folded name and city, `None`
+    /// when deleted or without a city. Kept only over a store that finds leads by name and
+    /// city itself, which cannot see the batch's leads.
+    places: HashMap<Key, Option<(String, String)>>,
+    /// The same, by place: the sort keys of the batch's leads at each (partition, name, city).
+    at_place: HashMap<(String, String, String), BTreeSet<String>>,
+}
+
+/// A lead body's folded name and city, if it has a city.
+fn place_of(body: &[u8]) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct NameCity {
+        name: String,
+        city: Option<String>,
+    }
+    let lead = serde_json::from_slice::<NameCity>(body).ok()?;
+    Some((fold(&lead.name), fold(lead.city.as_deref()?)))
+}
+
+impl State {
+    /// Records where a write left the lead at `key` (`None`: deleted or without a city).
+    fn place_lead(&mut self, key: &Key, place: Option<(String, String)>) {
+        if let Some(Some((name, city))) = self.places.get(key) {
+            let at = (key.pk.clone(), name.clone(), city.clone());
+            if let Some(sks) = self.at_place.get_mut(&at) {
+                sks.remove(&key.sk);
+            }
+        }
+        if let Some((name, city)) = &place {
+            self.at_place
+                .entry((key.pk.clone(), name.clone(), city.clone()))
+                .or_default()
+                .insert(key.sk.clone());
+        }
+        self.places.insert(key.clone(), place);
+    }
 }
 
 /// A store view that keeps a batch's writes in memory (see the module documentation).
@@ -768,10 +806,74 @@ impl Store for BatchView {
                 }
             }
         }
+        if self.base.finds_leads_by_name_city() {
+            for (t, k) in &accepted.keys {
+                if *t == Table::Leads && schema::lead_id_of(&k.sk).is_some() {
+                    let place = match &st.entries[&(*t, k.clone())].now {
+                        Now::Item(i) => place_of(&i.body),
+                        _ => None,
+                    };
+                    st.place_lead(k, place);
+                }
+            }
+        }
         st.guards.extend(st_guards);
         st.written.extend(st_written);
         st.accepted.push(accepted);
         Ok(())
+    }
+
+    fn finds_leads_by_name_city(&self) -> bool {
+        self.base.finds_leads_by_name_city()
+    }
+
+    /// The store's leads at that name and city that the batch left there, and the batch's own.
+    async fn leads_by_name_city(
+        &self,
+        partition: &str,
+        name_fold: &str,
+        city_fold: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, Error> {
+        let (mine, moved) = {
+            let st = lock(&self.state)?;
+            let at = (
+                partition.to_string(),
+                name_fold.to_string(),
+                city_fold.to_string(),
+            );
+            let mine: Vec<String> = st
+                .at_place
+                .get(&at)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            (mine, st.places.len())
+        };
+        // Enough of the store's to fill the answer after dropping every lead the batch wrote.
+        let stored = self
+            .base
+            .leads_by_name_city(
+                partition,
+                name_fold,
+                city_fold,
+                limit.saturating_add(u32::try_from(moved).unwrap_or(u32::MAX)),
+            )
+            .await?;
+        let st = lock(&self.state)?;
+        let mut ids: BTreeSet<String> = stored
+            .into_iter()
+            .filter(|id| {
+                let key = Key::new(partition, format!("{}{id}", schema::LEAD_PREFIX));
+                !st.places.contains_key(&key)
+            })
+            .collect();
+        ids.extend(
+            mine.iter()
+                .filter_map(|sk| schema::lead_id_of(sk).map(str::to_string)),
+        );
+        Ok(ids.into_iter().take(limit as usize).collect())
     }
 
     async fn scan(

@@ -235,7 +235,9 @@ impl IngestService {
                 to_body(&serde_json::json!({ "id": lead.id, "name": normalize_name(&lead.name) }))?,
             ));
         }
-        if let Some(city) = lead.city.as_deref() {
+        if let Some(city) = lead.city.as_deref()
+            && !self.deps.store.finds_leads_by_name_city()
+        {
             m.owned.push((
                 schema::name_city_key(account_id, &fold(&lead.name), &fold(city), &lead.id),
                 owner,
@@ -422,26 +424,41 @@ impl IngestService {
                 ));
             }
         }
-        if let Some(city) = text_of(c, TextField::City) {
-            let page = self
-                .deps
-                .store
-                .query(&name_city_query(acct, name, city))
-                .await?;
-            if let Some(item) = page.items.first() {
-                let v: serde_json::Value = from_body(&item.body)?;
-                if let Some(id) = v["id"].as_str() {
-                    return Ok(Found::New(Some((
-                        id.to_string(),
-                        MatchInfo {
-                            tier: "name_city",
-                            similarity: None,
-                        },
-                    ))));
-                }
-            }
+        if let Some(city) = text_of(c, TextField::City)
+            && let Some(id) = self.first_by_name_city(acct, name, city).await?
+        {
+            return Ok(Found::New(Some((
+                id,
+                MatchInfo {
+                    tier: "name_city",
+                    similarity: None,
+                },
+            ))));
         }
         Ok(Found::New(None))
+    }
+
+    /// The tier-4 lookup: the first lead (smallest id) with this name in this city, from the
+    /// store's own lead table when it has one, else from the `NC#` items.
+    async fn first_by_name_city(
+        &self,
+        acct: &str,
+        name: &str,
+        city: &str,
+    ) -> Result<Option<String>> {
+        let store = &self.deps.store;
+        if store.finds_leads_by_name_city() {
+            let ids = store
+                .leads_by_name_city(&schema::tenant_pk(acct), &fold(name), &fold(city), 1)
+                .await?;
+            return Ok(ids.into_iter().next());
+        }
+        let page = store.query(&name_city_query(acct, name, city)).await?;
+        let Some(item) = page.items.first() else {
+            return Ok(None);
+        };
+        let v: serde_json::Value = from_body(&item.body)?;
+        Ok(v["id"].as_str().map(str::to_string))
     }
 
     /// Creates a lead, or merges it into the duplicate that deduplication finds (tiers: e-mail,
@@ -890,7 +907,9 @@ impl IngestService {
             if let Some(p) = text_of(c, TextField::Phone).and_then(normalize_phone) {
                 queries.push(phone_query(acct, &p));
             }
-            if let Some(city) = text_of(c, TextField::City) {
+            if let Some(city) = text_of(c, TextField::City)
+                && !self.deps.store.finds_leads_by_name_city()
+            {
                 queries.push(name_city_query(
                     acct,
                     c.name.as_deref().unwrap_or_default(),
