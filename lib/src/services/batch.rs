@@ -257,9 +257,15 @@ impl BatchView {
         Ok(())
     }
 
-    /// The net writes of the batch, packed into transactions (see [`Plan`]).
+    /// The net writes of the batch, packed into transactions (see [`Plan`]). Takes what the
+    /// view holds, leaving it empty: the writes move into the plan instead of being copied.
     pub(crate) fn plan(&self) -> Result<Plan, Error> {
-        let st = lock(&self.state)?;
+        let State {
+            mut entries,
+            accepted,
+            guards,
+            ..
+        } = std::mem::take(&mut *lock(&self.state)?);
         // Components: items joined by a common written key (union-find over item numbers).
         let mut parent: HashMap<usize, usize> = HashMap::new();
         fn find(parent: &mut HashMap<usize, usize>, x: usize) -> usize {
@@ -272,7 +278,7 @@ impl BatchView {
             r
         }
         let mut owner: HashMap<&(Table, Key), usize> = HashMap::new();
-        for a in &st.accepted {
+        for a in &accepted {
             find(&mut parent, a.item);
             for k in &a.keys {
                 if let Some(&other) = owner.get(k) {
@@ -288,22 +294,22 @@ impl BatchView {
         }
         // Per component (by its first item): items, written keys, counter additions.
         #[derive(Default)]
-        struct Comp {
+        struct Comp<'a> {
             items: Vec<usize>,
-            keys: Vec<(Table, Key)>,
+            keys: Vec<&'a (Table, Key)>,
             adds: Adds,
         }
         let mut comps: BTreeMap<usize, Comp> = BTreeMap::new();
-        let mut seen_keys: HashSet<(Table, Key)> = HashSet::new();
-        for a in &st.accepted {
+        let mut seen_keys: HashSet<&(Table, Key)> = HashSet::new();
+        for a in &accepted {
             let root = find(&mut parent, a.item);
             let c = comps.entry(root).or_default();
             if !c.items.contains(&a.item) {
                 c.items.push(a.item);
             }
             for k in &a.keys {
-                if seen_keys.insert(k.clone()) {
-                    c.keys.push(k.clone());
+                if seen_keys.insert(k) {
+                    c.keys.push(k);
                 }
             }
             for (t, k, d, m) in &a.adds {
@@ -320,12 +326,11 @@ impl BatchView {
         // totals (writes, bytes, keys), so packing stays linear in the batch: assembling and
         // checking the whole candidate transaction for every component cost each lead a copy
         // of up to a hundred writes.
-        let guards: Vec<WriteOp> = st
-            .guards
+        let guards: Vec<WriteOp> = guards
             .iter()
             .map(|(rank, key)| (TableOrd::of_rank(*rank), key))
             .filter(|(t, key)| {
-                st.entries
+                entries
                     .get(&(*t, (*key).clone()))
                     .is_none_or(|e| matches!(e.now, Now::Untouched) && e.delta == 0)
             })
@@ -353,8 +358,12 @@ impl BatchView {
                 continue;
             }
             let mut ops = Vec::with_capacity(c.keys.len());
-            for k in &c.keys {
-                if let Some(op) = net_op(k, &st.entries[k])? {
+            for k in c.keys {
+                // Each written key belongs to one component: taken once.
+                let e = entries
+                    .remove(k)
+                    .ok_or_else(|| Error::internal("batch view: a written key without entry"))?;
+                if let Some(op) = net_op(k, e)? {
                     ops.push(op);
                 }
             }
@@ -453,8 +462,8 @@ type Adds = BTreeMap<(TableOrd, Key), (i64, Option<i64>)>;
 struct Packing {
     ops: Vec<WriteOp>,
     adds: Adds,
-    /// Keys of `ops`.
-    keys: HashSet<(Table, Key)>,
+    /// Keys of `ops`, by table (looked up without copying a key).
+    keys: HashMap<Table, HashSet<Key>>,
     /// Bytes of `ops`.
     op_bytes: usize,
     /// Additions in `adds` with a non-zero sum, and their bytes.
@@ -473,6 +482,11 @@ fn add_bytes(table: Table, key: &Key) -> usize {
 }
 
 impl Packing {
+    /// Whether `ops` already write `key` of `table`.
+    fn has_key(&self, table: Table, key: &Key) -> bool {
+        self.keys.get(&table).is_some_and(|keys| keys.contains(key))
+    }
+
     /// Whether this transaction with `ops` (of `sizes` bytes each) and `adds` added would pass
     /// [`check_transaction`].
     fn admits(&self, ops: &[WriteOp], sizes: &[usize], adds: &Adds) -> bool {
@@ -480,7 +494,7 @@ impl Packing {
         let mut bytes = self.op_bytes + self.add_bytes;
         for (op, size) in ops.iter().zip(sizes) {
             let (t, k) = op.target();
-            if !op_keys.insert((t, k)) || self.keys.contains(&(t, k.clone())) {
+            if !op_keys.insert((t, k)) || self.has_key(t, k) {
                 return false;
             }
             // A put's transaction bytes are its item's size.
@@ -501,7 +515,7 @@ impl Packing {
                 count += 1;
                 bytes += add_bytes(t.0, k);
                 // A counter that is also written: two operations on one item.
-                if self.keys.contains(&(t.0, k.clone())) || op_keys.contains(&(t.0, k)) {
+                if self.has_key(t.0, k) || op_keys.contains(&(t.0, k)) {
                     return false;
                 }
             }
@@ -513,7 +527,7 @@ impl Packing {
     fn take(&mut self, ops: Vec<WriteOp>, sizes: &[usize], adds: Adds) {
         for (op, size) in ops.iter().zip(sizes) {
             let (t, k) = op.target();
-            self.keys.insert((t, k.clone()));
+            self.keys.entry(t).or_default().insert(k.clone());
             self.op_bytes += size;
         }
         self.ops.extend(ops);
@@ -541,7 +555,7 @@ impl Packing {
 
 /// The write that takes `key` from what the store held before the batch to what the batch left,
 /// conditioned on the store still holding what the view read.
-fn net_op(key: &(Table, Key), e: &Entry) -> Result<Option<WriteOp>, Error> {
+fn net_op(key: &(Table, Key), e: Entry) -> Result<Option<WriteOp>, Error> {
     let (table, key) = (key.0, key.1.clone());
     let cond = match &e.base {
         Base::Present(i) => Cond::Version(i.version),
@@ -554,13 +568,9 @@ fn net_op(key: &(Table, Key), e: &Entry) -> Result<Option<WriteOp>, Error> {
             "batch view: an item both written and counted in one batch",
         ));
     }
-    Ok(match &e.now {
+    Ok(match e.now {
         Now::Untouched => None,
-        Now::Item(item) => Some(WriteOp::Put {
-            table,
-            item: item.clone(),
-            cond,
-        }),
+        Now::Item(item) => Some(WriteOp::Put { table, item, cond }),
         // Created and deleted within the batch: nothing to write.
         Now::Deleted if cond == Cond::NotExists => None,
         Now::Deleted => Some(WriteOp::Delete { table, key, cond }),
