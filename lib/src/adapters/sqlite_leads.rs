@@ -230,11 +230,6 @@ pub(super) fn by_name_city(
     city_fold: &str,
     limit: u32,
 ) -> rusqlite::Result<Vec<String>> {
-    #[derive(serde::Deserialize)]
-    struct NameCity {
-        name: String,
-        city: Option<String>,
-    }
     let column = |s: &str| match SortValue::text(s) {
         SortValue::Text(t) => t,
         _ => String::new(),
@@ -255,16 +250,8 @@ pub(super) fn by_name_city(
         let Some(row) = rows.next()? else { break };
         let sk: String = row.get(0)?;
         let body: Vec<u8> = row.get(1)?;
-        let Ok(lead) = serde_json::from_slice::<NameCity>(&body) else {
-            continue;
-        };
-        let same = crate::domain::dedup::fold(&lead.name) == name_fold
-            && lead
-                .city
-                .as_deref()
-                .map(crate::domain::dedup::fold)
-                .as_deref()
-                == Some(city_fold);
+        let same = crate::domain::dedup::name_city_of(&body)
+            .is_some_and(|(name, city)| name == name_fold && city == city_fold);
         if let (true, Some(id)) = (same, crate::schema::lead_id_of(&sk)) {
             out.push(id.to_string());
         }

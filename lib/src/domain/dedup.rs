@@ -58,6 +58,19 @@ pub fn fold(s: &str) -> String {
     s.trim().to_lowercase()
 }
 
+/// The folded name and city ([`fold`]) of a lead stored as JSON, read without decoding the
+/// rest of the lead; `None` without a city (or for a body that is not a lead). The name + city
+/// tier matches leads on exactly this pair.
+pub fn name_city_of(lead_json: &[u8]) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct NameCity {
+        name: String,
+        city: Option<String>,
+    }
+    let lead = serde_json::from_slice::<NameCity>(lead_json).ok()?;
+    Some((fold(&lead.name), fold(lead.city.as_deref()?)))
+}
+
 /// Similarity of two normalised names in `0.0..=1.0`: one minus the Levenshtein distance over
 /// the longer length. Uses a fixed stack buffer for names up to 64 characters, so the common
 /// case does not allocate.

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::domain::dedup::fold;
+use crate::domain::dedup::name_city_of;
 use crate::error::Error;
 use crate::ports::{
     Cond, Item, Key, MAX_ITEM_BYTES, MAX_TRANSACTION_BYTES, MAX_TRANSACTION_OPS, Page, Position,
@@ -128,17 +128,6 @@ struct State {
     places: HashMap<Key, Option<(String, String)>>,
     /// The same, by place: the sort keys of the batch's leads at each (partition, name, city).
     at_place: HashMap<(String, String, String), BTreeSet<String>>,
-}
-
-/// A lead body's folded name and city, if it has a city.
-fn place_of(body: &[u8]) -> Option<(String, String)> {
-    #[derive(serde::Deserialize)]
-    struct NameCity {
-        name: String,
-        city: Option<String>,
-    }
-    let lead = serde_json::from_slice::<NameCity>(body).ok()?;
-    Some((fold(&lead.name), fold(lead.city.as_deref()?)))
 }
 
 impl State {
@@ -820,7 +809,7 @@ impl Store for BatchView {
             for (t, k) in &accepted.keys {
                 if *t == Table::Leads && schema::lead_id_of(&k.sk).is_some() {
                     let place = match &st.entries[&(*t, k.clone())].now {
-                        Now::Item(i) => place_of(&i.body),
+                        Now::Item(i) => name_city_of(&i.body),
                         _ => None,
                     };
                     st.place_lead(k, place);
