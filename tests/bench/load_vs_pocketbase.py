@@ -145,19 +145,20 @@ def start_pocketbase(data_dir, port):
 
 # ---------------------------------------------------------------- bulk load
 
-def load(post_batch, leads):
+def load(post_batch, leads, proc=None):
     """Loads `leads` in batches of BATCH with LOADERS concurrent requests; returns
-    (total seconds, seconds per successive tenth of the leads)."""
+    (total seconds, seconds per successive tenth of the leads, server CPU seconds per tenth)."""
     batches = [leads[i:i + BATCH] for i in range(0, len(leads), BATCH)]
     tenth = max(1, len(batches) // 10)
-    marks = []
+    marks, cpus = [], []
     t0 = time.perf_counter()
     with ThreadPoolExecutor(LOADERS) as pool:
         for start in range(0, len(batches), tenth):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), cpu_seconds(proc)
             list(pool.map(post_batch, batches[start:start + tenth]))
             marks.append(time.perf_counter() - t)
-    return time.perf_counter() - t0, marks
+            cpus.append(cpu_seconds(proc) - c)
+    return time.perf_counter() - t0, marks, cpus
 
 
 def klozeo_loader(base, key):
@@ -323,18 +324,18 @@ def main():
         pb, token = start_pocketbase(pb_dir, pb_port)
         pb_base = f"http://127.0.0.1:{pb_port}"
     try:
-        c0 = cpu_seconds(kz)
-        loads = [("klozeo", *load(klozeo_loader(kz_base, key), leads), cpu_seconds(kz) - c0)]
+        loads = [("klozeo", *load(klozeo_loader(kz_base, key), leads, kz))]
         if pb:
-            c0 = cpu_seconds(pb)
-            loads.append(("PocketBase", *load(pb_loader(pb_base, token), leads),
-                          cpu_seconds(pb) - c0))
+            loads.append(("PocketBase", *load(pb_loader(pb_base, token), leads, pb)))
         print(f"bulk load of {LEADS} leads, batches of {BATCH}, {LOADERS} concurrent requests:")
-        for name, total, marks, cpu in loads:
+        for name, total, marks, cpus in loads:
             per = [round(LEADS / 10 / m) for m in marks]
+            cpu_per = [round(c * 1e6 / (LEADS / 10)) for c in cpus]
+            cpu_ratio = f"{cpus[-1] / cpus[0]:.2f}x" if cpus[0] else "n/a"
             print(f"  {name}: {LEADS / total:,.0f} leads/s overall; per tenth (leads/s): {per}; "
                   f"last tenth took {marks[-1] / marks[0]:.2f}x the first; "
-                  f"server CPU {cpu * 1e6 / LEADS:.0f} us per lead")
+                  f"server CPU {sum(cpus) * 1e6 / LEADS:.0f} us per lead, per tenth {cpu_per} "
+                  f"(last tenth {cpu_ratio} the first)")
         kz_ids = [l["id"] for l in httpx.get(f"{kz_base}/leads?limit=1000",
                                              headers={"X-API-Key": key}).json()["leads"]]
         pb_ids = [l["id"] for l in httpx.get(
