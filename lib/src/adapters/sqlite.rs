@@ -30,18 +30,33 @@ use crate::ports::{
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "klozeo.db";
 
-/// Read-only connections opened next to the writer of a file database.
+/// Read-only connections for long reads (lists, scans, exports), opened next to the writer of
+/// a file database.
 const READERS: usize = 4;
+/// Read-only connections for short reads (see [`SHORT_READ_ITEMS`]): a read runs inline on a
+/// runtime worker, so there is one per worker of a two-core machine; a short read that finds
+/// both busy goes to the long readers.
+const SHORT_READERS: usize = 2;
 /// Reads of at most this many items (keys, or a range's limit) are short enough to run on the
-/// caller's thread (see `SqliteStore::with_reader_short`): tens of microseconds on the
-/// memory-mapped readers.
-const SHORT_READ_ITEMS: usize = 64;
-/// Settings of each read connection: up to 2 GiB of the file memory-mapped (SQLite caps it at
-/// its compile-time maximum) and SQLite's default 2 MiB page cache. The cache only holds what
-/// the map does not serve (pages still in the write-ahead log, pages past the first 2 GiB), and
-/// SQLite drops it after every commit anyway. At 16 MiB the four caches filled to 64 MiB on the
-/// first export of a 1,000,000-lead (3.8 GB) store, over the export's 32 MB memory budget.
+/// caller's thread (see `SqliteStore::with_reader_short`). Above an account's 101 scoring rules
+/// (at most 100, read with one more to tell), which every lead write reads.
+const SHORT_READ_ITEMS: usize = 128;
+const _: () = assert!(crate::domain::rule::MAX_RULES < SHORT_READ_ITEMS);
+/// Settings of each long-read connection: up to 2 GiB of the file memory-mapped (SQLite caps it
+/// at its compile-time maximum) and SQLite's default 2 MiB page cache. A filtered list walks an
+/// index and looks each candidate up in `lead_rows` and `items`; the map serves those pages
+/// from the OS cache without a copy each. The page cache only holds what the map does not serve
+/// (pages still in the write-ahead log, pages past the first 2 GiB). At 16 MiB the four caches
+/// filled to 64 MiB on the first export of a 1,000,000-lead (3.8 GB) store, over the export's
+/// 32 MB memory budget.
 const READER_PRAGMAS: &str = "PRAGMA mmap_size=2147483648; PRAGMA cache_size=-2048;";
+/// Settings of each short-read connection: no map, a 16 MiB page cache. After every commit,
+/// SQLite drops a connection's page cache and, on a mapped connection, unmaps the whole file
+/// on its next read (`sqlite3PagerSharedLock`); the unmap and its TLB shoot-downs were a
+/// tenth of the server's CPU under concurrent creates, each of which reads a key, an account
+/// and a few dedup entries right after someone's commit. A short read touches a few pages:
+/// copying them costs less than remapping the file.
+const SHORT_READER_PRAGMAS: &str = "PRAGMA mmap_size=0; PRAGMA cache_size=-16384;";
 
 /// Transactions waiting for the next group commit (one, or the ordered transactions of one
 /// [`Store::transact_many`] call), and where their outcomes go.
@@ -55,8 +70,10 @@ struct Pending {
 pub struct SqliteStore {
     /// The one writer connection (also the reader of an in-memory database).
     conn: Arc<Mutex<Connection>>,
-    /// Read-only connections of a file database; empty in memory.
+    /// Read-only connections of a file database for long reads; empty in memory.
     readers: Arc<Vec<Mutex<Connection>>>,
+    /// Read-only connections of a file database for short reads; empty in memory.
+    short_readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: Arc<AtomicUsize>,
     /// Transactions waiting for the next group commit.
     pending: Arc<Mutex<Vec<Pending>>>,
@@ -106,8 +123,7 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE);
         let conn = Connection::open(&path).map_err(db_err)?;
         let mut store = Self::init(conn)?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
+        let open_reader = |pragmas: &str| -> Result<Mutex<Connection>, Error> {
             let r = Connection::open_with_flags(
                 &path,
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -117,14 +133,16 @@ impl SqliteStore {
             r.busy_timeout(std::time::Duration::from_secs(10))
                 .map_err(db_err)?;
             r.set_prepared_statement_cache_capacity(256);
-            // A filtered list walks an index and looks each candidate up in `lead_rows` and
-            // `items`: with SQLite's default 2 MiB page cache those lookups are mostly `pread`
-            // copies of pages the OS already caches. Mapping the file lets the readers share
-            // the OS cache without copying, and a larger page cache keeps the hot index pages.
-            // Readers only: the writer's I/O (and so durability) is unchanged.
-            r.execute_batch(READER_PRAGMAS).map_err(db_err)?;
-            readers.push(Mutex::new(r));
-        }
+            r.execute_batch(pragmas).map_err(db_err)?;
+            Ok(Mutex::new(r))
+        };
+        let readers = (0..READERS)
+            .map(|_| open_reader(READER_PRAGMAS))
+            .collect::<Result<Vec<_>, _>>()?;
+        let short_readers = (0..SHORT_READERS)
+            .map(|_| open_reader(SHORT_READER_PRAGMAS))
+            .collect::<Result<Vec<_>, _>>()?;
+        store.short_readers = Arc::new(short_readers);
         store.readers = Arc::new(readers);
         Ok(store)
     }
@@ -193,6 +211,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Vec::new()),
+            short_readers: Arc::new(Vec::new()),
             next_reader: Arc::new(AtomicUsize::new(0)),
             pending: Arc::new(Mutex::new(Vec::new())),
             committing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -211,8 +230,10 @@ impl SqliteStore {
         )
     }
 
-    /// Runs `f` on a read connection: a free one of the pool, else the next in turn (the
-    /// writer when there is no pool).
+    /// Runs `f` on a long-read connection: the first free one of the pool, else the next in
+    /// turn (the writer when there is no pool). The first free one rather than the next: each
+    /// connection pays for a commit (its page cache dropped, its map undone) on its first read
+    /// after it, so reads kept on few connections pay it fewer times.
     async fn with_reader<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, i64) -> Result<T, Error> + Send + 'static,
@@ -225,7 +246,7 @@ impl SqliteStore {
         let now = self.clock.now_secs();
         tokio::task::spawn_blocking(move || {
             let n = readers.len();
-            let free = (0..n).find_map(|i| readers[(start + i) % n].try_lock().ok());
+            let free = readers.iter().find_map(|r| r.try_lock().ok());
             let guard = match free {
                 Some(g) => g,
                 None => readers[start % n]
@@ -242,14 +263,15 @@ impl SqliteStore {
     /// range): run right here on a free read connection when there is one. Handing a read of
     /// a few microseconds to the blocking pool costs more than the read (a thread wake-up and
     /// a context switch each way; under concurrent creates those were most of the server's
-    /// CPU), so short reads only go there when every read connection is busy.
+    /// CPU), so short reads only go there when every read connection is busy. The short-read
+    /// connections come first (see [`SHORT_READER_PRAGMAS`]), the first free one of them for
+    /// the reason given at [`SqliteStore::with_reader`].
     async fn with_reader_short<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, i64) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let n = self.readers.len();
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        if let Some(guard) = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok()) {
+        let mut conns = self.short_readers.iter().chain(self.readers.iter());
+        if let Some(guard) = conns.find_map(|r| r.try_lock().ok()) {
             return f(&guard, self.clock.now_secs());
         }
         self.with_reader(f).await
