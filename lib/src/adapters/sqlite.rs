@@ -495,19 +495,160 @@ fn commit_group_checked(
     group: &[Pending],
     write: WriteCtx,
 ) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
-    commit_group_with(conn, group, |tx, ops| {
-        let mut found = Vec::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            match check_op(tx, op, write.now).map_err(db_err)? {
-                Some(f) => found.push(f),
-                None => return Ok(Err(StoreError::ConditionFailed(i))),
+    let adds = std::cell::RefCell::new(GroupCounters::default());
+    commit_group_with(
+        conn,
+        group,
+        |tx, ops| {
+            let mut adds = adds.borrow_mut();
+            let mut found = Vec::with_capacity(ops.len());
+            for (i, op) in ops.iter().enumerate() {
+                match adds.check(tx, op, write.now).map_err(db_err)? {
+                    Some(f) => found.push(f),
+                    None => return Ok(Err(StoreError::ConditionFailed(i))),
+                }
+            }
+            for (op, f) in ops.iter().zip(found) {
+                adds.write(tx, op, f, write).map_err(db_err)?;
+            }
+            Ok(Ok(()))
+        },
+        |tx| adds.borrow_mut().flush_all(tx).map_err(db_err),
+    )
+}
+
+/// A counter's `Add`s made by the members of a group so far and not yet written.
+#[derive(Debug, Clone, Copy)]
+struct PendingAdds {
+    /// What the first `Add`'s check found in the database.
+    found: Found,
+    /// The sum of the `Add`s.
+    delta: i64,
+    /// How many `Add`s (each one bumps the version, as it would alone).
+    count: u64,
+}
+
+impl PendingAdds {
+    /// What a check at the counter's key would find had every `Add` been written.
+    fn now_found(&self) -> Found {
+        let cur = match self.found.cur {
+            Some((v, c)) => Some((v + self.count, c + self.delta)),
+            None => Some((self.count, self.delta)),
+        };
+        Found { cur, stored: true }
+    }
+}
+
+/// The counter `Add`s of one group commit, summed per counter and written once at the end.
+///
+/// Every create adds to about ten analytics counters of its account, and a group carries up
+/// to one create per connection: one `UPDATE` per counter and group instead of one per
+/// create and counter. Exact all the same: an `Add`'s limit is checked against the sum so
+/// far, and any other write to a counter's key (or check of it) writes the sum first.
+#[derive(Default)]
+struct GroupCounters<'a> {
+    pending: std::collections::HashMap<(&'static str, &'a str, &'a str), PendingAdds>,
+}
+
+impl<'a> GroupCounters<'a> {
+    /// [`check_op`], answering an `Add` from the sums and writing the sums of any other
+    /// write's key first.
+    fn check(
+        &mut self,
+        tx: &Connection,
+        op: &'a WriteOp,
+        now: i64,
+    ) -> rusqlite::Result<Option<Found>> {
+        let (table, key) = op.target();
+        let at = (table_name(table), key.pk.as_str(), key.sk.as_str());
+        match (op, self.pending.get(&at)) {
+            (WriteOp::Add { delta, max, .. }, Some(p)) => {
+                let found = p.now_found();
+                let total = found.cur.map_or(0, |(_, c)| c);
+                Ok((!max.is_some_and(|m| total + delta > m)).then_some(found))
+            }
+            (WriteOp::Add { .. }, None) => check_op(tx, op, now),
+            (_, _) => {
+                self.flush(tx, at)?;
+                check_op(tx, op, now)
             }
         }
-        for (op, f) in ops.iter().zip(found) {
-            write_op(tx, op, f, write).map_err(db_err)?;
+    }
+
+    /// [`write_op`], holding an `Add` back until [`GroupCounters::flush_all`].
+    fn write(
+        &mut self,
+        tx: &Connection,
+        op: &'a WriteOp,
+        found: Found,
+        write: WriteCtx,
+    ) -> rusqlite::Result<()> {
+        let (table, key) = op.target();
+        let at = (table_name(table), key.pk.as_str(), key.sk.as_str());
+        match op {
+            WriteOp::Add { delta, .. } => {
+                let p = self.pending.entry(at).or_insert(PendingAdds {
+                    found,
+                    delta: 0,
+                    count: 0,
+                });
+                p.delta += delta;
+                p.count += 1;
+                Ok(())
+            }
+            _ => {
+                self.flush(tx, at)?;
+                write_op(tx, op, found, write)
+            }
         }
-        Ok(Ok(()))
-    })
+    }
+
+    /// Writes the sum held for one key, if any.
+    fn flush(
+        &mut self,
+        tx: &Connection,
+        at: (&'static str, &'a str, &'a str),
+    ) -> rusqlite::Result<()> {
+        match self.pending.remove(&at) {
+            Some(p) => write_sum(tx, at, p),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes every sum held; the group commits after it.
+    fn flush_all(&mut self, tx: &Connection) -> rusqlite::Result<()> {
+        for (at, p) in self.pending.drain() {
+            write_sum(tx, at, p)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `p.count` `Add`s to the counter at `at` as one row change.
+fn write_sum(
+    tx: &Connection,
+    (tbl, pk, sk): (&'static str, &str, &str),
+    p: PendingAdds,
+) -> rusqlite::Result<()> {
+    let (version, counter) = p.now_found().cur.expect("a summed counter is live");
+    match p.found.cur {
+        Some(_) => tx
+            .prepare_cached(
+                "UPDATE items SET counter=?4, version=?5 WHERE tbl=?1 AND pk=?2 AND sk=?3",
+            )?
+            .execute(params![tbl, pk, sk, counter, version as i64])?,
+        None => {
+            if p.found.stored {
+                delete_row(tx, tbl, &Key::new(pk, sk))?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO items(tbl, pk, sk, body, version, counter, expires_at)
+                 VALUES (?1, ?2, ?3, x'', ?5, ?4, NULL)",
+            )?
+            .execute(params![tbl, pk, sk, counter, version as i64])?
+        }
+    };
+    Ok(())
 }
 
 /// The group with each member in a savepoint: an error in one member's writes undoes that
@@ -517,38 +658,45 @@ fn commit_group_savepoints(
     group: &[Pending],
     write: WriteCtx,
 ) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
-    commit_group_with(conn, group, |tx, ops| {
-        savepoint(tx, "SAVEPOINT member")?;
-        let mut outcome = Ok(());
-        for (i, op) in ops.iter().enumerate() {
-            let done = check_op(tx, op, write.now)
-                .and_then(|f| f.map(|f| write_op(tx, op, f, write)).transpose());
-            match done {
-                Ok(Some(())) => {}
-                Ok(None) => {
-                    outcome = Err(StoreError::ConditionFailed(i));
-                    break;
-                }
-                Err(e) => {
-                    outcome = Err(StoreError::Other(db_err(e)));
-                    break;
+    commit_group_with(
+        conn,
+        group,
+        |tx, ops| {
+            savepoint(tx, "SAVEPOINT member")?;
+            let mut outcome = Ok(());
+            for (i, op) in ops.iter().enumerate() {
+                let done = check_op(tx, op, write.now)
+                    .and_then(|f| f.map(|f| write_op(tx, op, f, write)).transpose());
+                match done {
+                    Ok(Some(())) => {}
+                    Ok(None) => {
+                        outcome = Err(StoreError::ConditionFailed(i));
+                        break;
+                    }
+                    Err(e) => {
+                        outcome = Err(StoreError::Other(db_err(e)));
+                        break;
+                    }
                 }
             }
-        }
-        if outcome.is_err() {
-            savepoint(tx, "ROLLBACK TO member")?;
-        }
-        savepoint(tx, "RELEASE member")?;
-        Ok(outcome)
-    })
+            if outcome.is_err() {
+                savepoint(tx, "ROLLBACK TO member")?;
+            }
+            savepoint(tx, "RELEASE member")?;
+            Ok(outcome)
+        },
+        |_| Ok(()),
+    )
 }
 
-/// Runs every member's transactions through `run` in one SQLite transaction and commits it.
-/// `run` answers a transaction's outcome, or an error that fails the whole group.
-fn commit_group_with(
+/// Runs every member's transactions through `run` in one SQLite transaction, then `finish`,
+/// and commits it. `run` answers a transaction's outcome, or an error that fails the whole
+/// group.
+fn commit_group_with<'a>(
     conn: &mut Connection,
-    group: &[Pending],
-    run: impl Fn(&Connection, &[WriteOp]) -> Result<Result<(), StoreError>, Error>,
+    group: &'a [Pending],
+    mut run: impl FnMut(&Connection, &'a [WriteOp]) -> Result<Result<(), StoreError>, Error>,
+    finish: impl FnOnce(&Connection) -> Result<(), Error>,
 ) -> Result<Vec<Vec<Result<(), StoreError>>>, Error> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -567,6 +715,7 @@ fn commit_group_with(
         }
         outcomes.push(member);
     }
+    finish(&tx)?;
     tx.commit().map_err(db_err)?;
     Ok(outcomes)
 }
@@ -1530,5 +1679,90 @@ mod lead_plan_tests {
             .unwrap();
         // "b" went with the failed member, though its own insert had succeeded.
         assert_eq!(stored, ["a", "c"]);
+    }
+
+    /// Counter `Add`s of one group are summed and written once, with the same outcomes as
+    /// one write each: a limit stops exactly the member that would pass it, each `Add`
+    /// bumps the version, and a later write conditioned on the version sees the sum.
+    #[test]
+    fn the_adds_of_a_group_are_summed_with_the_outcomes_of_one_write_each() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE items(
+                 tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
+                 body BLOB NOT NULL, version INTEGER NOT NULL,
+                 counter INTEGER NOT NULL DEFAULT 0, expires_at INTEGER,
+                 PRIMARY KEY(tbl, pk, sk)) WITHOUT ROWID;
+             CREATE TABLE idx(
+                 tbl TEXT NOT NULL, idx TEXT NOT NULL, ipk TEXT NOT NULL, isk TEXT NOT NULL,
+                 pk TEXT NOT NULL, sk TEXT NOT NULL,
+                 PRIMARY KEY(tbl, idx, ipk, isk, pk, sk)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        let add = |sk: &str, delta: i64, max: Option<i64>| WriteOp::Add {
+            table: Table::Accounts,
+            key: Key::new("A", sk),
+            delta,
+            max,
+        };
+        let member = |ops: Vec<WriteOp>| {
+            let (done, _) = tokio::sync::oneshot::channel();
+            Pending {
+                groups: vec![ops],
+                done,
+            }
+        };
+        let write = WriteCtx {
+            now: 0,
+            lead_index_entries: false,
+        };
+        let counter = |conn: &Connection, sk: &str| -> (i64, i64) {
+            conn.query_row(
+                "SELECT counter, version FROM items WHERE pk = 'A' AND sk = ?1",
+                [sk],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        // A limit of 3 on "limit", another counter beside it in each member.
+        let group: Vec<Pending> = (0..5)
+            .map(|_| member(vec![add("limit", 1, Some(3)), add("total", 2, None)]))
+            .collect();
+        let outcomes = commit_group(&mut conn, &group, write).unwrap();
+        let ok: Vec<bool> = outcomes.iter().map(|o| o[0].is_ok()).collect();
+        assert_eq!(ok, [true, true, true, false, false], "{outcomes:?}");
+        assert!(matches!(
+            outcomes[3][0],
+            Err(StoreError::ConditionFailed(0))
+        ));
+        // A failed member added nothing, to neither counter.
+        assert_eq!(counter(&conn, "limit"), (3, 3));
+        assert_eq!(counter(&conn, "total"), (6, 3));
+
+        // The next group: a put conditioned on the counter's version after two more adds
+        // sees them (version 5), and an add after the put starts from the put's row.
+        let mut replaced = Item::new(Key::new("A", "total"), Vec::new());
+        replaced.version = 9;
+        replaced.counter = 100;
+        let group = [
+            member(vec![add("total", 1, None)]),
+            member(vec![add("total", 1, None)]),
+            member(vec![WriteOp::Put {
+                table: Table::Accounts,
+                item: replaced.clone(),
+                cond: Cond::Version(4),
+            }]),
+            member(vec![WriteOp::Put {
+                table: Table::Accounts,
+                item: replaced,
+                cond: Cond::Version(5),
+            }]),
+            member(vec![add("total", 1, Some(101))]),
+            member(vec![add("total", 1, Some(101))]),
+        ];
+        let outcomes = commit_group(&mut conn, &group, write).unwrap();
+        let ok: Vec<bool> = outcomes.iter().map(|o| o[0].is_ok()).collect();
+        assert_eq!(ok, [true, true, false, true, true, false], "{outcomes:?}");
+        assert_eq!(counter(&conn, "total"), (101, 10));
     }
 }
