@@ -205,9 +205,7 @@ impl SqliteStore {
              CREATE INDEX IF NOT EXISTS idx_by_item ON idx(tbl, pk, sk);",
         )
         .map_err(db_err)?;
-        conn.execute_batch(&sqlite_leads::schema_sql())
-            .map_err(db_err)?;
-        sqlite_leads::backfill(&mut conn).map_err(db_err)?;
+        sqlite_leads::prepare(&mut conn).map_err(db_err)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Vec::new()),
@@ -1502,6 +1500,116 @@ mod upgrade_tests {
 }
 
 #[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use crate::domain::filter::FilterSet;
+    use crate::domain::query::{Sort, SortField, SortOrder};
+
+    /// A database whose lead rows were keyed by the partition key (layout 2) gets its lead
+    /// tables rebuilt from the items on opening, once: every list, attribute name and name +
+    /// city lookup answers from the new tables, and a write after it lands in them.
+    #[tokio::test]
+    async fn opening_an_older_layout_rebuilds_the_lead_tables_from_the_items() {
+        let dir = std::env::temp_dir().join(format!("klozeo-layout-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tbl = crate::schema::table_def(Table::Leads).suffix;
+        let lead = |id: &str, name: &str, attrs: &str| {
+            format!(
+                r#"{{"id":"{id}","name":"{name}","source":"test","city":"Paris","tags":[],
+                "attributes":[{attrs}],"created_at":1,"updated_at":1,"last_interaction_at":1}}"#
+            )
+        };
+        {
+            // What the store created before partitions were numbered: the items, and lead
+            // tables (here cut down) keyed by the partition key.
+            let store = SqliteStore::open(&dir).unwrap();
+            drop(store);
+            let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+            conn.execute_batch(
+                "DROP TABLE lead_rows; DROP TABLE lead_attrs; DROP TABLE lead_parts;
+                 CREATE TABLE lead_rows(pk TEXT NOT NULL, sk TEXT NOT NULL, c_name,
+                     PRIMARY KEY(pk, sk)) WITHOUT ROWID;
+                 CREATE INDEX lr_c_name ON lead_rows(pk, c_name, sk);
+                 CREATE TABLE lead_attrs(pk TEXT NOT NULL, sk TEXT NOT NULL, name TEXT NOT NULL,
+                     PRIMARY KEY(pk, sk, name)) WITHOUT ROWID;
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+            let size = r#"{"id":"a1","name":"size","type":"number","value":3}"#;
+            for (sk, body) in [
+                ("L#cl_2", lead("cl_2", "Beta", "")),
+                ("L#cl_1", lead("cl_1", "Acme", size)),
+            ] {
+                conn.execute(
+                    "INSERT INTO items(tbl, pk, sk, body, version) VALUES (?1, 'A#1', ?2, ?3, 1)",
+                    params![tbl, sk, body.into_bytes()],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&dir).unwrap();
+        let names = |store: &SqliteStore| {
+            let store = store.clone();
+            async move {
+                let filters = FilterSet::parse::<&str>(&[]).unwrap();
+                let sort = Sort {
+                    field: SortField::Name,
+                    order: SortOrder::Asc,
+                };
+                let bodies = store
+                    .scan_leads(LeadScan {
+                        partition: "A#1",
+                        filters: &filters,
+                        sort: &sort,
+                        after: None,
+                        limit: 10,
+                    })
+                    .await
+                    .unwrap();
+                bodies
+                    .iter()
+                    .map(|b| {
+                        serde_json::from_slice::<crate::domain::lead::Lead>(b)
+                            .unwrap()
+                            .name
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(names(&store).await, ["Acme", "Beta"]);
+        assert_eq!(store.attribute_names("A#1").await.unwrap(), ["size"]);
+        assert_eq!(
+            store
+                .leads_by_name_city("A#1", "beta", "paris", 5)
+                .await
+                .unwrap(),
+            ["cl_2"]
+        );
+        // Another partition has no rows, and a new lead is listed with the rebuilt ones.
+        assert!(store.attribute_names("A#2").await.unwrap().is_empty());
+        store
+            .transact(vec![WriteOp::Put {
+                table: Table::Leads,
+                item: Item::new(
+                    Key::new("A#1", "L#cl_3"),
+                    lead("cl_3", "Aardvark", "").into_bytes(),
+                ),
+                cond: Cond::NotExists,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(names(&store).await, ["Aardvark", "Acme", "Beta"]);
+        drop(store);
+        // Opened again, nothing is rebuilt and nothing is lost.
+        let store = SqliteStore::open(&dir).unwrap();
+        assert_eq!(names(&store).await, ["Aardvark", "Acme", "Beta"]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
 mod lead_plan_tests {
     use super::*;
     use crate::domain::filter::FilterSet;
@@ -1533,7 +1641,7 @@ mod lead_plan_tests {
             SortField::CreatedAt => Some("c_created_at"),
             other => panic!("no column in this test for {other:?}"),
         };
-        let (sql, args) = sqlite_leads::segment_sql(&scan, seg, col, after, 51);
+        let (sql, args) = sqlite_leads::segment_sql(&scan, 1, seg, col, after, 51);
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let lines: Vec<String> = stmt
             .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))

@@ -9,6 +9,11 @@
 //! image of `f64::total_cmp` (so SQLite's integer order is the domain's number order, `-0.0`
 //! included), a missing value as NULL. The SQL filter is only ever a superset of the real filter:
 //! the service decides every returned lead with the one Rust evaluator.
+//!
+//! Rows name their partition by a number (`lead_parts`), not by the partition key: every index
+//! entry starts with the partition, and a key of forty-odd bytes in each of twenty indexes
+//! made the indexes twice as large, and every comparison in them start with a forty-byte
+//! `memcmp` that always found the keys equal.
 
 use std::sync::OnceLock;
 
@@ -91,30 +96,32 @@ const COMPOSITES: &[(&str, &str)] = &[
 ];
 
 /// The schema of the lead tables and their indexes.
-pub(super) fn schema_sql() -> String {
+fn schema_sql() -> String {
     // Typed columns are declared without a type: no affinity, so a phone "0123" stays text and
     // a number key stays an integer, exactly as written.
     let cols: Vec<String> = columns().iter().map(|c| c.name.clone()).collect();
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS lead_rows(
-             pk TEXT NOT NULL, sk TEXT NOT NULL, {}, tags TEXT NOT NULL,
-             PRIMARY KEY(pk, sk)) WITHOUT ROWID;
+        "CREATE TABLE IF NOT EXISTS lead_parts(
+             pid INTEGER PRIMARY KEY, pk TEXT NOT NULL UNIQUE);
+         CREATE TABLE IF NOT EXISTS lead_rows(
+             pid INTEGER NOT NULL, sk TEXT NOT NULL, {}, tags TEXT NOT NULL,
+             PRIMARY KEY(pid, sk)) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS lead_attrs(
-             pk TEXT NOT NULL, sk TEXT NOT NULL, name TEXT NOT NULL, num INTEGER, txt TEXT,
-             PRIMARY KEY(pk, sk, name)) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS la_num ON lead_attrs(pk, name, num, sk);
-         CREATE INDEX IF NOT EXISTS la_txt ON lead_attrs(pk, name, txt, sk);\n",
+             pid INTEGER NOT NULL, sk TEXT NOT NULL, name TEXT NOT NULL, num INTEGER, txt TEXT,
+             PRIMARY KEY(pid, sk, name)) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS la_num ON lead_attrs(pid, name, num, sk);
+         CREATE INDEX IF NOT EXISTS la_txt ON lead_attrs(pid, name, txt, sk);\n",
         cols.join(", ")
     );
     for c in columns().iter().filter(|c| c.indexed) {
         sql.push_str(&format!(
-            "CREATE INDEX IF NOT EXISTS lr_{0} ON lead_rows(pk, {0}, sk);\n",
+            "CREATE INDEX IF NOT EXISTS lr_{0} ON lead_rows(pid, {0}, sk);\n",
             c.name
         ));
     }
     for (eq, sort) in COMPOSITES {
         sql.push_str(&format!(
-            "CREATE INDEX IF NOT EXISTS lr_{eq}_{sort} ON lead_rows(pk, {eq}, {sort}, sk);\n"
+            "CREATE INDEX IF NOT EXISTS lr_{eq}_{sort} ON lead_rows(pid, {eq}, {sort}, sk);\n"
         ));
     }
     sql
@@ -145,12 +152,34 @@ fn tags_text(lead: &Lead) -> String {
     s
 }
 
+/// The number of a partition that has lead rows, if it has any.
+fn part_id(conn: &Connection, pk: &str) -> rusqlite::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached("SELECT pid FROM lead_parts WHERE pk = ?1")?
+        .query_row(params![pk], |r| r.get(0))
+        .optional()
+}
+
+/// The number of a partition, numbered now if it has none yet. In the writer's transaction:
+/// a number taken by a transaction that rolls back is given again.
+fn part_id_or_new(tx: &Connection, pk: &str) -> rusqlite::Result<i64> {
+    if let Some(pid) = part_id(tx, pk)? {
+        return Ok(pid);
+    }
+    tx.prepare_cached("INSERT INTO lead_parts(pk) VALUES (?1)")?
+        .execute(params![pk])?;
+    Ok(tx.last_insert_rowid())
+}
+
 /// Removes the rows of a lead item (before it is replaced or deleted).
 pub(super) fn remove(tx: &Connection, pk: &str, sk: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM lead_rows WHERE pk=?1 AND sk=?2")?
-        .execute(params![pk, sk])?;
-    tx.prepare_cached("DELETE FROM lead_attrs WHERE pk=?1 AND sk=?2")?
-        .execute(params![pk, sk])?;
+    let Some(pid) = part_id(tx, pk)? else {
+        return Ok(());
+    };
+    tx.prepare_cached("DELETE FROM lead_rows WHERE pid=?1 AND sk=?2")?
+        .execute(params![pid, sk])?;
+    tx.prepare_cached("DELETE FROM lead_attrs WHERE pid=?1 AND sk=?2")?
+        .execute(params![pid, sk])?;
     Ok(())
 }
 
@@ -168,13 +197,14 @@ pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqli
             .map(|i| format!("?{}", i + 1))
             .collect();
         format!(
-            "INSERT INTO lead_rows(pk, sk, {}, tags) VALUES ({})",
+            "INSERT INTO lead_rows(pid, sk, {}, tags) VALUES ({})",
             names.join(", "),
             marks.join(", ")
         )
     });
+    let pid = part_id_or_new(tx, pk)?;
     let mut args: Vec<SqlValue> = Vec::with_capacity(columns().len() + 3);
-    args.push(SqlValue::Text(pk.to_string()));
+    args.push(SqlValue::Integer(pid));
     args.push(SqlValue::Text(sk.to_string()));
     for c in columns() {
         args.push(sql_value(c.field.value(&lead)));
@@ -183,7 +213,7 @@ pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqli
     tx.prepare_cached(sql)?.execute(params_from_iter(args))?;
     if !lead.attributes.is_empty() {
         let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO lead_attrs(pk, sk, name, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO lead_attrs(pid, sk, name, num, txt) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for a in &lead.attributes {
             let (num, txt) = match SortField::Attr(a.name.clone()).value(&lead) {
@@ -191,7 +221,7 @@ pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqli
                 SortValue::Text(s) => (None, Some(s)),
                 SortValue::Missing => continue,
             };
-            stmt.execute(params![pk, sk, a.name, num, txt])?;
+            stmt.execute(params![pid, sk, a.name, num, txt])?;
         }
     }
     Ok(true)
@@ -204,15 +234,18 @@ pub(super) fn insert(tx: &Connection, pk: &str, sk: &str, body: &[u8]) -> rusqli
 /// query skips from name to name on the `(pk, name, ...)` index (one seek per distinct name),
 /// so its cost follows the number of names, not the number of leads.
 pub(super) fn attribute_names(conn: &Connection, pk: &str) -> rusqlite::Result<Vec<String>> {
+    let Some(pid) = part_id(conn, pk)? else {
+        return Ok(Vec::new());
+    };
     let mut stmt = conn.prepare_cached(
         "WITH RECURSIVE n(name) AS (
-             SELECT (SELECT min(name) FROM lead_attrs WHERE pk = ?1)
+             SELECT (SELECT min(name) FROM lead_attrs WHERE pid = ?1)
              UNION ALL
-             SELECT (SELECT min(name) FROM lead_attrs WHERE pk = ?1 AND name > n.name)
+             SELECT (SELECT min(name) FROM lead_attrs WHERE pid = ?1 AND name > n.name)
              FROM n WHERE n.name IS NOT NULL)
          SELECT name FROM n WHERE name IS NOT NULL",
     )?;
-    stmt.query_map(params![pk], |r| r.get::<_, String>(0))?
+    stmt.query_map(params![pid], |r| r.get::<_, String>(0))?
         .collect()
 }
 
@@ -234,16 +267,20 @@ pub(super) fn by_name_city(
         SortValue::Text(t) => t,
         _ => String::new(),
     };
+    let Some(pid) = part_id(conn, pk)? else {
+        return Ok(Vec::new());
+    };
     let mut stmt = conn.prepare_cached(
         "SELECT r.sk, i.body FROM lead_rows AS r INDEXED BY lr_c_name
-         JOIN items AS i ON i.tbl = ?4 AND i.pk = r.pk AND i.sk = r.sk
-         WHERE r.pk = ?1 AND r.c_name = ?2 AND r.c_city = ?3 ORDER BY r.sk",
+         JOIN items AS i ON i.tbl = ?4 AND i.pk = ?5 AND i.sk = r.sk
+         WHERE r.pid = ?1 AND r.c_name = ?2 AND r.c_city = ?3 ORDER BY r.sk",
     )?;
     let mut rows = stmt.query(params![
-        pk,
+        pid,
         column(name_fold),
         column(city_fold),
-        leads_tbl()
+        leads_tbl(),
+        pk
     ])?;
     let mut out = Vec::new();
     while out.len() < limit as usize {
@@ -259,53 +296,56 @@ pub(super) fn by_name_city(
     Ok(out)
 }
 
-/// Rebuilds the lead tables from the items once, for a database written before they existed.
-/// `user_version` 1 means they are complete.
-pub(super) fn backfill(conn: &mut Connection) -> rusqlite::Result<()> {
+/// The layout of the lead tables this code reads and writes, as `PRAGMA user_version`:
+/// 1 added the lead tables, 2 dropped the name + city items, 3 numbered the partitions.
+const LAYOUT: i64 = 3;
+
+/// Creates the lead tables, or rebuilds them from the items once for a database written
+/// with an older layout (or before they existed).
+pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= 1 {
-        return drop_name_city_items(conn);
+    if version >= LAYOUT {
+        return conn.execute_batch(&schema_sql());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Another process may have finished it while this one waited for the write lock.
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < 1 {
-        tx.execute_batch("DELETE FROM lead_rows; DELETE FROM lead_attrs;")?;
+    if version < LAYOUT {
+        tx.execute_batch(
+            "DROP TABLE IF EXISTS lead_rows; DROP TABLE IF EXISTS lead_attrs;
+             DROP TABLE IF EXISTS lead_parts;",
+        )?;
+        tx.execute_batch(&schema_sql())?;
         let upper = crate::schema::LEAD_PREFIX.replace('#', "$");
-        let rows: Vec<(String, String, Vec<u8>)> = tx
-            .prepare("SELECT pk, sk, body FROM items WHERE tbl=?1 AND sk >= ?2 AND sk < ?3")?
-            .query_map(
-                params![leads_tbl(), crate::schema::LEAD_PREFIX, upper],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?
-            .collect::<Result<_, _>>()?;
-        for (pk, sk, body) in rows {
-            if sk.starts_with(crate::schema::LEAD_PREFIX) {
-                insert(&tx, &pk, &sk, &body)?;
+        let mut rebuilt = 0u64;
+        {
+            let mut stmt =
+                tx.prepare("SELECT pk, sk, body FROM items WHERE tbl=?1 AND sk >= ?2 AND sk < ?3")?;
+            let mut rows = stmt.query(params![leads_tbl(), crate::schema::LEAD_PREFIX, upper])?;
+            while let Some(row) = rows.next()? {
+                let (pk, sk): (String, String) = (row.get(0)?, row.get(1)?);
+                if sk.starts_with(crate::schema::LEAD_PREFIX) {
+                    let body = row.get_ref(2)?.as_blob()?;
+                    rebuilt += u64::from(insert(&tx, &pk, &sk, body)?);
+                }
             }
         }
-        tx.execute_batch("PRAGMA user_version = 1")?;
-    }
-    tx.commit()?;
-    drop_name_city_items(conn)
-}
-
-/// Deletes the name + city lookup items (`NC#`) a database written before the store found
-/// leads by name and city itself still holds, once (`user_version` 2): nothing reads them
-/// any more, and nothing would delete them with their leads.
-fn drop_name_city_items(conn: &mut Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= 2 {
-        return Ok(());
-    }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < 2 {
-        tx.execute(
-            "DELETE FROM items WHERE tbl = ?1 AND sk >= 'NC#' AND sk < 'NC$'",
-            params![leads_tbl()],
-        )?;
-        tx.execute_batch("PRAGMA user_version = 2")?;
+        if version < 2 {
+            // The name + city lookup items of a database written before the store found
+            // leads by name and city itself: nothing reads them any more, and nothing would
+            // delete them with their leads.
+            tx.execute(
+                "DELETE FROM items WHERE tbl = ?1 AND sk >= 'NC#' AND sk < 'NC$'",
+                params![leads_tbl()],
+            )?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {LAYOUT}"))?;
+        if rebuilt > 0 {
+            tracing::info!(
+                leads = rebuilt,
+                "rebuilt the lead tables for layout {LAYOUT}"
+            );
+        }
     }
     tx.commit()
 }
@@ -509,6 +549,9 @@ fn pushdown(scan: &LeadScan<'_>, args: &mut Vec<SqlValue>) -> String {
 
 /// Reads up to `scan.limit` lead bodies in list order (see [`crate::ports::LeadIndex`]).
 pub(super) fn scan(conn: &Connection, scan: &LeadScan<'_>) -> rusqlite::Result<Vec<Vec<u8>>> {
+    let Some(pid) = part_id(conn, scan.partition)? else {
+        return Ok(Vec::new());
+    };
     let field = &scan.sort.field;
     let order = scan.sort.order;
     let segs = segments(field, order);
@@ -530,7 +573,7 @@ pub(super) fn scan(conn: &Connection, scan: &LeadScan<'_>) -> rusqlite::Result<V
             break;
         }
         let after = if i == first { scan.after } else { None };
-        let (sql, args) = segment_sql(scan, *seg, col.map(|c| c.name.as_str()), after, want);
+        let (sql, args) = segment_sql(scan, pid, *seg, col.map(|c| c.name.as_str()), after, want);
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, Vec<u8>>(0))?;
         for row in rows {
@@ -540,8 +583,11 @@ pub(super) fn scan(conn: &Connection, scan: &LeadScan<'_>) -> rusqlite::Result<V
     Ok(out)
 }
 
+/// The SQL of one segment of a scan of the partition numbered `pid`, and its arguments: `?1`
+/// is the partition's number, `?2` the leads table, `?3` the partition key.
 pub(super) fn segment_sql(
     scan: &LeadScan<'_>,
+    pid: i64,
     seg: Segment,
     col: Option<&str>,
     after: Option<(&SortValue, &str)>,
@@ -552,8 +598,9 @@ pub(super) fn segment_sql(
         SortOrder::Desc => ("DESC", "<"),
     };
     let mut args = vec![
-        SqlValue::Text(scan.partition.to_string()),
+        SqlValue::Integer(pid),
         SqlValue::Text(leads_tbl().to_string()),
+        SqlValue::Text(scan.partition.to_string()),
     ];
     let after_sk = after.map(|(_, id)| format!("{}{id}", crate::schema::LEAD_PREFIX));
     if seg == Segment::Present
@@ -569,7 +616,7 @@ pub(super) fn segment_sql(
             let hint = composite_for(scan, c).map_or(String::new(), |i| format!(" INDEXED BY {i}"));
             let mut s = format!(
                 "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
-                 WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
+                 WHERE r.pid = ?1 AND i.tbl = ?2 AND i.pk = ?3 AND i.sk = r.sk
                    AND r.{c} IS NOT NULL"
             );
             if let (Some(v), Some(sk)) = (after_v, after_sk) {
@@ -586,7 +633,7 @@ pub(super) fn segment_sql(
             let hint = composite_for(scan, c).map_or(String::new(), |i| format!(" INDEXED BY {i}"));
             let mut s = format!(
                 "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
-                 WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
+                 WHERE r.pid = ?1 AND i.tbl = ?2 AND i.pk = ?3 AND i.sk = r.sk
                    AND r.{c} IS NULL"
             );
             if let Some(sk) = after_sk {
@@ -601,9 +648,9 @@ pub(super) fn segment_sql(
             args.push(SqlValue::Text(name.clone()));
             let mut s = String::from(
                 "SELECT i.body FROM lead_rows r CROSS JOIN items i
-                 WHERE r.pk = ?1 AND i.tbl = ?2 AND i.pk = r.pk AND i.sk = r.sk
+                 WHERE r.pid = ?1 AND i.tbl = ?2 AND i.pk = ?3 AND i.sk = r.sk
                    AND NOT EXISTS (SELECT 1 FROM lead_attrs a
-                                   WHERE a.pk = r.pk AND a.sk = r.sk AND a.name = ?3)",
+                                   WHERE a.pid = r.pid AND a.sk = r.sk AND a.name = ?4)",
             );
             if let Some(sk) = after_sk {
                 args.push(SqlValue::Text(sk));
@@ -622,9 +669,9 @@ pub(super) fn segment_sql(
             args.push(SqlValue::Text(name.clone()));
             let mut s = format!(
                 "SELECT i.body FROM lead_attrs a CROSS JOIN lead_rows r CROSS JOIN items i
-                 WHERE a.pk = ?1 AND a.name = ?3 AND a.{c} IS NOT NULL
-                   AND r.pk = a.pk AND r.sk = a.sk
-                   AND i.tbl = ?2 AND i.pk = a.pk AND i.sk = a.sk"
+                 WHERE a.pid = ?1 AND a.name = ?4 AND a.{c} IS NOT NULL
+                   AND r.pid = a.pid AND r.sk = a.sk
+                   AND i.tbl = ?2 AND i.pk = ?3 AND i.sk = a.sk"
             );
             if let (Some(v), Some(sk)) = (after_v, after_sk) {
                 args.push(v);
@@ -674,7 +721,7 @@ fn created_order_sql(
     args.push(SqlValue::Text(high.1));
     let sql = format!(
         "SELECT i.body FROM items i
-         WHERE i.tbl = ?2 AND i.pk = ?1 AND i.sk {} ?3 AND i.sk {} ?4
+         WHERE i.tbl = ?2 AND i.pk = ?3 AND i.sk {} ?4 AND i.sk {} ?5
          ORDER BY i.sk {dir} LIMIT {limit}",
         low.0, high.0
     );
