@@ -1189,6 +1189,10 @@ impl Store for SqliteStore {
         true
     }
 
+    fn writes_lead_index_keys(&self) -> bool {
+        self.lead_index_entries.load(Ordering::Relaxed)
+    }
+
     async fn leads_by_name_city(
         &self,
         partition: &str,

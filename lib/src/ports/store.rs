@@ -287,6 +287,13 @@ pub trait Store: Send + Sync {
     fn lead_index(&self) -> Option<&dyn crate::ports::LeadIndex> {
         None
     }
+    /// Whether the store writes the index keys ([`Item::index_keys`]) of lead items. The
+    /// embedded store lists leads from its own lead table and drops them (unless a caller
+    /// that lists through the key-range planner asked for them), so the services skip
+    /// computing them: some twenty formatted keys per written lead. Read at every write.
+    fn writes_lead_index_keys(&self) -> bool {
+        true
+    }
     /// Whether the store finds a tenant's leads by name and city itself
     /// ([`Store::leads_by_name_city`]), from the lead table it keeps anyway. When it does, the
     /// services write no name + city lookup items (`NC#`), which on the embedded store were a

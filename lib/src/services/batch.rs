@@ -831,6 +831,10 @@ impl Store for BatchView {
         self.base.finds_leads_by_name_city()
     }
 
+    fn writes_lead_index_keys(&self) -> bool {
+        self.base.writes_lead_index_keys()
+    }
+
     /// The store's leads at that name and city that the batch left there, and the batch's own.
     async fn leads_by_name_city(
         &self,

@@ -112,9 +112,23 @@ pub async fn event_op(
     data: serde_json::Value,
     group: Option<&str>,
 ) -> Result<WriteOp> {
+    event_op_with(deps, account_id, kind, || Ok(data), group).await
+}
+
+/// [`event_op`] with the event's data made only when the account has webhooks: a lead's
+/// whole encoding, for instance, which an account without webhooks would make for nothing on
+/// every create.
+pub async fn event_op_with(
+    deps: &Deps,
+    account_id: &str,
+    kind: EventKind,
+    data: impl FnOnce() -> Result<serde_json::Value>,
+    group: Option<&str>,
+) -> Result<WriteOp> {
     if !deps.hooks.may_have_hooks(deps, account_id).await? {
         return Ok(no_hooks_check(account_id));
     }
+    let data = data()?;
     let now_ms = deps.clock.now_ms();
     let id = deps.ids.time_ordered(now_ms).to_string();
     let ev = OutboxEvent {
@@ -145,11 +159,11 @@ pub async fn mode_event_op(
     mode: EventMode<'_>,
     single: EventKind,
     grouped: EventKind,
-    data: serde_json::Value,
+    data: impl FnOnce() -> Result<serde_json::Value>,
 ) -> Result<WriteOp> {
     match mode {
-        EventMode::Single => event_op(deps, account_id, single, data, None).await,
-        EventMode::Member(g) => event_op(deps, account_id, grouped, data, Some(g)).await,
+        EventMode::Single => event_op_with(deps, account_id, single, data, None).await,
+        EventMode::Member(g) => event_op_with(deps, account_id, grouped, data, Some(g)).await,
     }
 }
 

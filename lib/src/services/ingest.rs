@@ -208,11 +208,11 @@ impl IngestService {
         grouped: EventKind,
         lead: &Lead,
     ) -> Result<WriteOp> {
-        let data = match mode {
-            EventMode::Single => serde_json::to_value(lead).map_err(Error::internal)?,
+        let data = || match mode {
+            EventMode::Single => serde_json::to_value(lead).map_err(Error::internal),
             // A batch's grouped event lists its members' ids only (`events::fold_group`), so a
             // member record keeps the id, not a third encoding of the whole lead.
-            EventMode::Member(_) => serde_json::json!({ "id": lead.id }),
+            EventMode::Member(_) => Ok(serde_json::json!({ "id": lead.id })),
         };
         events::mode_event_op(&self.deps, &t.account_id, mode, single, grouped, data).await
     }
@@ -561,7 +561,7 @@ impl IngestService {
             Check::LeadAbsent,
             WriteOp::Put {
                 table: Table::Leads,
-                item: lead_item(&t.account_id, &lead, 1)?,
+                item: lead_item(self.deps.store.as_ref(), &t.account_id, &lead, 1)?,
                 cond: Cond::NotExists,
             },
         )
@@ -660,7 +660,7 @@ impl IngestService {
             Check::LeadVersion,
             WriteOp::Put {
                 table: Table::Leads,
-                item: lead_item(&t.account_id, &lead, version + 1)?,
+                item: lead_item(self.deps.store.as_ref(), &t.account_id, &lead, version + 1)?,
                 cond: Cond::Version(version),
             },
         );

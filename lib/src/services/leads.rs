@@ -7,7 +7,7 @@ use crate::domain::ids::LeadId;
 use crate::domain::lead::Lead;
 use crate::domain::query::{Sort, SortOrder, SortValue, select_page};
 use crate::error::{Error, Result};
-use crate::ports::{Item, Key, Position, QueryReq, SkCond, Table};
+use crate::ports::{Item, Key, Position, QueryReq, SkCond, Store, Table};
 use crate::schema;
 use crate::services::plan::{self, Access, Plan, Strategy};
 use crate::services::{Deps, from_body, to_body};
@@ -86,11 +86,18 @@ pub struct ListPage {
     pub plan: PlanReport,
 }
 
-/// The stored item of `lead` at `version`, with its index entries.
-pub(crate) fn lead_item(account_id: &str, lead: &Lead, version: u64) -> Result<Item> {
+/// The stored item of `lead` at `version`, with its index entries when `store` writes them.
+pub(crate) fn lead_item(
+    store: &dyn Store,
+    account_id: &str,
+    lead: &Lead,
+    version: u64,
+) -> Result<Item> {
     let mut item = Item::new(schema::lead_key(account_id, &lead.id), to_body(lead)?);
     item.version = version;
-    item.index_keys = schema::lead_index_keys(account_id, lead);
+    if store.writes_lead_index_keys() {
+        item.index_keys = schema::lead_index_keys(account_id, lead);
+    }
     Ok(item)
 }
 

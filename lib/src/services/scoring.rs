@@ -625,7 +625,7 @@ impl ScoringService {
             Check::LeadVersion,
             WriteOp::Put {
                 table: Table::Leads,
-                item: lead_item(account_id, lead, version + 1)?,
+                item: lead_item(self.deps.store.as_ref(), account_id, lead, version + 1)?,
                 cond: Cond::Version(version),
             },
         )
@@ -637,7 +637,7 @@ impl ScoringService {
                 mode,
                 EventKind::LeadScored,
                 EventKind::LeadsScored,
-                data,
+                || Ok(data),
             )
             .await?,
         )
