@@ -192,19 +192,10 @@ impl SqliteStore {
              PRAGMA cache_size=-32768;
              PRAGMA wal_autocheckpoint=16384;
              PRAGMA journal_size_limit=67108864;
-             PRAGMA foreign_keys=OFF;
-             CREATE TABLE IF NOT EXISTS items(
-                 tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
-                 body BLOB NOT NULL, version INTEGER NOT NULL,
-                 counter INTEGER NOT NULL DEFAULT 0, expires_at INTEGER,
-                 PRIMARY KEY(tbl, pk, sk)) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS idx(
-                 tbl TEXT NOT NULL, idx TEXT NOT NULL, ipk TEXT NOT NULL, isk TEXT NOT NULL,
-                 pk TEXT NOT NULL, sk TEXT NOT NULL,
-                 PRIMARY KEY(tbl, idx, ipk, isk, pk, sk)) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS idx_by_item ON idx(tbl, pk, sk);",
+             PRAGMA foreign_keys=OFF;",
         )
         .map_err(db_err)?;
+        conn.execute_batch(ITEM_TABLES).map_err(db_err)?;
         sqlite_leads::prepare(&mut conn).map_err(db_err)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
@@ -407,6 +398,19 @@ impl SqliteStore {
         }
     }
 }
+
+/// The tables of the store port's item model: every item, and its index entries.
+const ITEM_TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS items(
+        tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
+        body BLOB NOT NULL, version INTEGER NOT NULL,
+        counter INTEGER NOT NULL DEFAULT 0, expires_at INTEGER,
+        PRIMARY KEY(tbl, pk, sk)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS idx(
+        tbl TEXT NOT NULL, idx TEXT NOT NULL, ipk TEXT NOT NULL, isk TEXT NOT NULL,
+        pk TEXT NOT NULL, sk TEXT NOT NULL,
+        PRIMARY KEY(tbl, idx, ipk, isk, pk, sk)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS idx_by_item ON idx(tbl, pk, sk);";
 
 const ITEM_COLS: &str = "i.pk, i.sk, i.body, i.version, i.counter, i.expires_at";
 
@@ -1735,23 +1739,22 @@ mod lead_plan_tests {
         }
     }
 
+    /// An in-memory database with the item tables only (no lead tables: items written here
+    /// are not leads).
+    fn item_tables() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(ITEM_TABLES).unwrap();
+        conn
+    }
+
     /// A member whose write fails inside SQLite (not a condition: those are checked before
     /// any write) fails alone: the group runs again with savepoints, and the members before
     /// and after it commit.
     #[test]
     fn a_write_that_fails_in_sqlite_fails_only_its_own_member() {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = item_tables();
         conn.execute_batch(
-            "CREATE TABLE items(
-                 tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
-                 body BLOB NOT NULL, version INTEGER NOT NULL,
-                 counter INTEGER NOT NULL DEFAULT 0, expires_at INTEGER,
-                 PRIMARY KEY(tbl, pk, sk)) WITHOUT ROWID;
-             CREATE TABLE idx(
-                 tbl TEXT NOT NULL, idx TEXT NOT NULL, ipk TEXT NOT NULL, isk TEXT NOT NULL,
-                 pk TEXT NOT NULL, sk TEXT NOT NULL,
-                 PRIMARY KEY(tbl, idx, ipk, isk, pk, sk)) WITHOUT ROWID;
-             CREATE TRIGGER boom BEFORE INSERT ON items WHEN NEW.sk = 'boom'
+            "CREATE TRIGGER boom BEFORE INSERT ON items WHEN NEW.sk = 'boom'
              BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
         )
         .unwrap();
@@ -1798,19 +1801,7 @@ mod lead_plan_tests {
     /// bumps the version, and a later write conditioned on the version sees the sum.
     #[test]
     fn the_adds_of_a_group_are_summed_with_the_outcomes_of_one_write_each() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE items(
-                 tbl TEXT NOT NULL, pk TEXT NOT NULL, sk TEXT NOT NULL,
-                 body BLOB NOT NULL, version INTEGER NOT NULL,
-                 counter INTEGER NOT NULL DEFAULT 0, expires_at INTEGER,
-                 PRIMARY KEY(tbl, pk, sk)) WITHOUT ROWID;
-             CREATE TABLE idx(
-                 tbl TEXT NOT NULL, idx TEXT NOT NULL, ipk TEXT NOT NULL, isk TEXT NOT NULL,
-                 pk TEXT NOT NULL, sk TEXT NOT NULL,
-                 PRIMARY KEY(tbl, idx, ipk, isk, pk, sk)) WITHOUT ROWID;",
-        )
-        .unwrap();
+        let mut conn = item_tables();
         let add = |sk: &str, delta: i64, max: Option<i64>| WriteOp::Add {
             table: Table::Accounts,
             key: Key::new("A", sk),

@@ -317,6 +317,19 @@ pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
         )?;
         tx.execute_batch(&schema_sql())?;
         let upper = crate::schema::LEAD_PREFIX.replace('#', "$");
+        let stored: i64 = tx.query_row(
+            "SELECT count(*) FROM items WHERE tbl=?1 AND sk >= ?2 AND sk < ?3",
+            params![leads_tbl(), crate::schema::LEAD_PREFIX, upper],
+            |r| r.get(0),
+        )?;
+        if stored > 0 {
+            // Logged at the default level: at a million leads the rebuild takes minutes, and
+            // whoever started the server should know why it is not answering yet.
+            tracing::warn!(
+                leads = stored,
+                "upgrading the embedded store: rebuilding the lead tables from the leads, once"
+            );
+        }
         let mut rebuilt = 0u64;
         {
             let mut stmt =
@@ -340,10 +353,10 @@ pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
             )?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {LAYOUT}"))?;
-        if rebuilt > 0 {
-            tracing::info!(
+        if stored > 0 {
+            tracing::warn!(
                 leads = rebuilt,
-                "rebuilt the lead tables for layout {LAYOUT}"
+                "the lead tables are rebuilt (layout {LAYOUT})"
             );
         }
     }
