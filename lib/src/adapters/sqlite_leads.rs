@@ -54,7 +54,10 @@ fn columns() -> &'static [Col] {
             indexed,
         };
         let mut v = vec![
-            col("created_at", SortField::CreatedAt, true),
+            // The `created_at` order is the lead's key order (see `created_order_sql`): the
+            // primary key of `lead_rows` serves it, and an index of its own would only cost
+            // every write.
+            col("created_at", SortField::CreatedAt, false),
             col("updated_at", SortField::UpdatedAt, true),
             col("last_interaction_at", SortField::LastInteractionAt, true),
             col("score", SortField::Score, true),
@@ -87,13 +90,14 @@ fn col_of(field: &SortField) -> Option<&'static Col> {
     columns().iter().find(|c| &c.field == field)
 }
 
-/// Composite indexes for the common equality + sort pairs.
-const COMPOSITES: &[(&str, &str)] = &[
-    ("c_city", "c_rating"),
-    ("c_category", "c_rating"),
-    ("c_status", "c_created_at"),
-    ("c_source", "c_created_at"),
-];
+/// Composite indexes for the common equality + sort pairs. An equality paired with the
+/// `created_at` sort needs none: the column's own `(pid, column, sk)` index is in `created_at`
+/// order within one value (see [`created_hint`]).
+const COMPOSITES: &[(&str, &str)] = &[("c_city", "c_rating"), ("c_category", "c_rating")];
+
+/// Equality columns whose own index serves a `created_at` sort, most selective first (the
+/// order DynamoDB's planner prefers too, lib/docs/query-cost.md).
+const CREATED_EQ: &[&str] = &["c_city", "c_category", "c_source", "c_status"];
 
 /// The schema of the lead tables and their indexes.
 fn schema_sql() -> String {
@@ -297,8 +301,14 @@ pub(super) fn by_name_city(
 }
 
 /// The layout of the lead tables this code reads and writes, as `PRAGMA user_version`:
-/// 1 added the lead tables, 2 dropped the name + city items, 3 numbered the partitions.
-const LAYOUT: i64 = 3;
+/// 1 added the lead tables, 2 dropped the name + city items, 3 numbered the partitions, 4
+/// dropped the indexes that served the `created_at` order.
+const LAYOUT: i64 = 4;
+
+/// Indexes of layout 3 that layout 4 no longer has (see [`created_filtered_sql`]).
+const DROPPED_IN_4: &str = "DROP INDEX IF EXISTS lr_c_created_at;
+     DROP INDEX IF EXISTS lr_c_status_c_created_at;
+     DROP INDEX IF EXISTS lr_c_source_c_created_at;";
 
 /// Creates the lead tables, or rebuilds them from the items once for a database written
 /// with an older layout (or before they existed).
@@ -310,7 +320,11 @@ pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Another process may have finished it while this one waited for the write lock.
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < LAYOUT {
+    if version == 3 {
+        // Only indexes went away: dropping them is enough, no rebuild.
+        tx.execute_batch(DROPPED_IN_4)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {LAYOUT}"))?;
+    } else if version < LAYOUT {
         tx.execute_batch(
             "DROP TABLE IF EXISTS lead_rows; DROP TABLE IF EXISTS lead_attrs;
              DROP TABLE IF EXISTS lead_parts;",
@@ -386,6 +400,9 @@ fn segments(field: &SortField, order: SortOrder) -> &'static [Segment] {
         (SortField::Attr(_), SortOrder::Desc) => {
             &[Segment::AttrText, Segment::AttrNum, Segment::Missing]
         }
+        // Every lead has a `created_at`; with no index on the column a query for the missing
+        // ones would read the whole partition to find none.
+        (SortField::CreatedAt, _) => &[Segment::Present],
         _ => &[Segment::Present, Segment::Missing],
     }
 }
@@ -616,11 +633,11 @@ pub(super) fn segment_sql(
         SqlValue::Text(scan.partition.to_string()),
     ];
     let after_sk = after.map(|(_, id)| format!("{}{id}", crate::schema::LEAD_PREFIX));
-    if seg == Segment::Present
-        && scan.sort.field == SortField::CreatedAt
-        && pushdown(scan, &mut Vec::new()).is_empty()
-    {
-        return created_order_sql(scan, args, after_sk, limit);
+    if seg == Segment::Present && scan.sort.field == SortField::CreatedAt {
+        if pushdown(scan, &mut Vec::new()).is_empty() {
+            return created_order_sql(scan, args, after_sk, limit);
+        }
+        return created_filtered_sql(scan, args, after_sk, limit);
     }
     let after_v = after.map(|(v, _)| sql_value(v.clone()));
     // CROSS JOIN keeps the driving table first: the index that yields the order leads.
@@ -705,15 +722,56 @@ pub(super) fn segment_sql(
     (sql, args)
 }
 
+/// An equality filter whose column's own index serves the `created_at` order, if any.
+///
+/// SQLite knows nothing about a fresh account, and given `city = ? AND rating >= ?` ordered by
+/// `sk` it may walk the partition in key order and check both; the city's index holds the
+/// city's leads in key order, so it reads only those.
+fn created_hint(scan: &LeadScan<'_>) -> Option<&'static str> {
+    CREATED_EQ.iter().copied().find(|c| {
+        scan.filters.and_preds().any(
+            |p| matches!(p, Pred::Text { field, op: TextOp::Eq, .. } if text_col(*field) == *c),
+        )
+    })
+}
+
+/// The `created_at` order with conditions SQL can check: `lead_rows` in key order (its
+/// primary key, or an equality's index), for the reason given at [`created_order_sql`].
+/// `created_at` ties break by id, so after the cursor's lead is after its key.
+fn created_filtered_sql(
+    scan: &LeadScan<'_>,
+    mut args: Vec<SqlValue>,
+    after_sk: Option<String>,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let (dir, cmp) = match scan.sort.order {
+        SortOrder::Asc => ("ASC", ">"),
+        SortOrder::Desc => ("DESC", "<"),
+    };
+    let hint = created_hint(scan).map_or(String::new(), |c| format!(" INDEXED BY lr_{c}"));
+    let mut sql = format!(
+        "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
+         WHERE r.pid = ?1 AND i.tbl = ?2 AND i.pk = ?3 AND i.sk = r.sk"
+    );
+    if let Some(sk) = after_sk {
+        args.push(SqlValue::Text(sk));
+        sql.push_str(&format!(" AND r.sk {cmp} ?{}", args.len()));
+    }
+    sql.push_str(&pushdown(scan, &mut args));
+    sql.push_str(&format!(" ORDER BY r.sk {dir} LIMIT {limit}"));
+    (sql, args)
+}
+
 /// The `created_at` order without a condition SQL could check: the lead items themselves, in
 /// key order.
 ///
 /// Lead ids are UUIDv7 minted from the same clock reading as `created_at`, so the items' key
 /// order is `created_at` order with ties broken by id, the order DynamoDB's base table serves
-/// too (lib/docs/query-cost.md). Walking `items` reads each lead once, where the
-/// `lr_c_created_at` index needs a lookup in `items` per lead: an export of 100,000 leads read
-/// its bodies 2.3x faster this way (benchmarks.md). With a condition on other columns the
-/// index plan stays, as it can check the condition before reading a body.
+/// too (lib/docs/query-cost.md). Walking `items` reads each lead once, where a walk of
+/// `lead_rows` needs a lookup in `items` per lead: an export of 100,000 leads read its bodies
+/// 2.3x faster this way (benchmarks.md, against a `created_at` index layout 4 dropped). With a
+/// condition on other columns `lead_rows` is walked instead ([`created_filtered_sql`]), as it
+/// can check the condition before reading a body.
 fn created_order_sql(
     scan: &LeadScan<'_>,
     mut args: Vec<SqlValue>,
