@@ -572,3 +572,55 @@ async fn a_rule_change_on_thousands_of_leads_answers_at_once_and_its_job_finishe
         assert_eq!(st, StatusCode::NOT_FOUND);
     }
 }
+
+/// The score a lead gets when it is created now.
+async fn created_score(api: &Api, name: &str, rating: f64) -> f64 {
+    let (st, lead) = api
+        .send(
+            Method::POST,
+            "/leads",
+            Some(json!({"name": name, "source": "s", "rating": rating})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{lead}");
+    let id = lead["id"].as_str().unwrap().to_string();
+    score(api, &id).await
+}
+
+/// Creates reuse the rules of earlier creates until a rule changes: each rule write (create,
+/// update, delete) applies to the very next create, and one account's rules never score
+/// another's leads.
+#[tokio::test]
+async fn each_rule_write_applies_to_the_next_create_of_its_account_only() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let api = account(&s).await;
+        let other = account(&s).await;
+        assert_eq!(created_score(&api, "a1", 3.0).await, 0.0, "{b:?}");
+        assert_eq!(created_score(&api, "a2", 3.0).await, 0.0, "{b:?}");
+        let (st, rule) = api
+            .send(
+                Method::POST,
+                "/scoring-rules",
+                Some(json!({"name": "r", "expression": "rating * 10"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{rule}");
+        assert_eq!(created_score(&api, "a3", 3.0).await, 30.0, "{b:?}: created");
+        assert_eq!(created_score(&other, "b1", 3.0).await, 0.0, "{b:?}: other");
+        let path = format!("/scoring-rules/{}", rule["id"].as_str().unwrap());
+        let (st, _) = api
+            .send(
+                Method::PUT,
+                &path,
+                Some(json!({"expression": "rating * 20"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(created_score(&api, "a4", 3.0).await, 60.0, "{b:?}: updated");
+        let (st, _) = api.send(Method::DELETE, &path, None).await;
+        assert!(st.is_success(), "{st}");
+        assert_eq!(created_score(&api, "a5", 3.0).await, 0.0, "{b:?}: deleted");
+        assert_eq!(created_score(&other, "b2", 3.0).await, 0.0, "{b:?}: other");
+    }
+}

@@ -144,6 +144,10 @@ pub struct Tenant {
     pub key_id: String,
     /// What the credential may do.
     pub scope: Scope,
+    /// The revision of the account's scoring rules when the request was authenticated (the
+    /// account item's counter, which every rule write adds one to), so the compiled rules can
+    /// be reused until they change; `None` when not read.
+    pub rules_rev: Option<u64>,
 }
 
 /// Stored metadata of an API key. The raw key is never stored, only its SHA-256.

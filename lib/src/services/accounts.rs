@@ -361,7 +361,7 @@ impl AccountService {
         if s.expires_at <= self.deps.clock.now_secs() {
             return Err(unknown());
         }
-        let account = match self.get_account(&s.account_id).await {
+        let (account, rules_rev) = match self.account_and_rules_rev(&s.account_id).await {
             Ok(a) => a,
             Err(Error::NotFound(_)) => return Err(unknown()),
             Err(e) => return Err(e),
@@ -373,6 +373,7 @@ impl AccountService {
             limits,
             key_id: format!("session-{}", &hash[..24]),
             scope: Scope::Admin,
+            rules_rev: Some(rules_rev),
         })
     }
 
@@ -394,7 +395,7 @@ impl AccountService {
 
     /// Reads an account.
     pub async fn get_account(&self, id: &str) -> Result<Account> {
-        self.get_account_item(id).await
+        Ok(self.account_and_rules_rev(id).await?.0)
     }
 
     /// The tenant of the account with `email`, for operator commands that act as the account
@@ -412,17 +413,20 @@ impl AccountService {
             key_id: "operator".into(),
             // The operator acts with the machine's own authority.
             scope: crate::domain::account::Scope::Admin,
+            // An import runs for minutes: rules changed meanwhile apply to its later rows.
+            rules_rev: None,
         })
     }
 
-    async fn get_account_item(&self, id: &str) -> Result<Account> {
+    /// Reads an account, and the revision of its scoring rules ([`Tenant::rules_rev`]).
+    async fn account_and_rules_rev(&self, id: &str) -> Result<(Account, u64)> {
         let item = self
             .deps
             .store
             .get(Table::Accounts, &schema::account_key(id))
             .await?
             .ok_or_else(|| Error::NotFound("Account not found".into()))?;
-        from_body(&item.body)
+        Ok((from_body(&item.body)?, item.counter.max(0) as u64))
     }
 
     /// The caller's account with its plan limits and current usage (read from counters).
@@ -590,7 +594,7 @@ impl AccountService {
             .await?
             .ok_or_else(unknown)?;
         let r: ApiKeyRecord = from_body(&item.body)?;
-        let account = match self.get_account(&r.account_id).await {
+        let (account, rules_rev) = match self.account_and_rules_rev(&r.account_id).await {
             Ok(a) => a,
             Err(Error::NotFound(_)) => return Err(unknown()),
             Err(e) => return Err(e),
@@ -603,6 +607,7 @@ impl AccountService {
             limits,
             key_id: r.id,
             scope: r.scope,
+            rules_rev: Some(rules_rev),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Scoring rules and rescoring: rule CRUD, keeping every lead's stored score current when the
 //! rules change, rescoring on request, and explaining a score rule by rule.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::JobsConfig;
@@ -107,12 +108,33 @@ pub struct ScoringService {
     deps: Deps,
     queue: Arc<dyn JobQueue>,
     jobs: JobsConfig,
+    cache: Arc<std::sync::Mutex<HashMap<String, CachedRules>>>,
 }
+
+/// An account's compiled rules as read at one revision ([`Tenant::rules_rev`]).
+struct CachedRules {
+    rev: u64,
+    /// When they were read (clock seconds).
+    read_at: i64,
+    rules: Arc<[CompiledRule]>,
+}
+
+/// Cached rules are read again after this long even if the revision has not moved: a bound
+/// on how long a rule written without bumping it (by a version from before revisions, during
+/// a rolling deploy) can go unseen.
+const RULES_CACHE_SECS: i64 = 60;
+/// Accounts whose rules are kept; past this the cache starts over.
+const RULES_CACHE_ACCOUNTS: usize = 10_000;
 
 impl ScoringService {
     /// Builds the service; rescoring jobs are continued through `queue`.
     pub fn new(deps: Deps, queue: Arc<dyn JobQueue>, jobs: JobsConfig) -> Self {
-        ScoringService { deps, queue, jobs }
+        ScoringService {
+            deps,
+            queue,
+            jobs,
+            cache: Arc::default(),
+        }
     }
 
     /// The same service reading and writing through `store` (a batch's view of the store).
@@ -157,8 +179,51 @@ impl ScoringService {
 
     /// The account's rules, compiled. Stored rules were validated when written; one that no
     /// longer parses (after a language change) is skipped rather than failing every write.
-    pub async fn compiled_rules(&self, t: &Tenant) -> Result<Vec<CompiledRule>> {
-        self.compiled_rules_of(&t.account_id).await
+    ///
+    /// Every lead write scores its lead, and most accounts' rules change rarely: rules read at
+    /// the revision the request was authenticated with are reused while it stays the same.
+    /// Exact, because a rule write adds one to the revision in its own transaction and rules
+    /// read after the revision are at least as new; `RULES_CACHE_SECS` bounds anything else.
+    pub async fn compiled_rules(&self, t: &Tenant) -> Result<Arc<[CompiledRule]>> {
+        let Some(rev) = t.rules_rev else {
+            return Ok(self.compiled_rules_of(&t.account_id).await?.into());
+        };
+        let now = self.deps.clock.now_secs();
+        let lock = || {
+            self.cache
+                .lock()
+                .map_err(|_| Error::internal("rules cache lock poisoned"))
+        };
+        if let Some(c) = lock()?.get(&t.account_id)
+            && c.rev == rev
+            && (0..RULES_CACHE_SECS).contains(&(now - c.read_at))
+        {
+            return Ok(c.rules.clone());
+        }
+        let rules: Arc<[CompiledRule]> = self.compiled_rules_of(&t.account_id).await?.into();
+        let mut cache = lock()?;
+        if cache.len() >= RULES_CACHE_ACCOUNTS {
+            cache.clear();
+        }
+        cache.insert(
+            t.account_id.clone(),
+            CachedRules {
+                rev,
+                read_at: now,
+                rules: rules.clone(),
+            },
+        );
+        Ok(rules)
+    }
+
+    /// The write that moves the account's rules revision: in every rule write's transaction.
+    fn rules_rev_bump(t: &Tenant) -> WriteOp {
+        WriteOp::Add {
+            table: Table::Accounts,
+            key: schema::account_key(&t.account_id),
+            delta: 1,
+            max: None,
+        }
     }
 
     async fn compiled_rules_of(&self, account_id: &str) -> Result<Vec<CompiledRule>> {
@@ -224,7 +289,8 @@ impl ScoringService {
                 item: Item::new(schema::rule_key(&t.account_id, &rule.id), to_body(&rule)?),
                 cond: Cond::NotExists,
             },
-        );
+        )
+        .push(Check::None, Self::rules_rev_bump(t));
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("a rule with this id already exists; please retry"))?;
@@ -263,7 +329,8 @@ impl ScoringService {
                 item,
                 cond: Cond::Version(version),
             },
-        );
+        )
+        .push(Check::None, Self::rules_rev_bump(t));
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("the rule changed concurrently; please retry"))?;
@@ -280,7 +347,8 @@ impl ScoringService {
                 key: schema::rule_key(&t.account_id, id),
                 cond: Cond::Exists,
             },
-        );
+        )
+        .push(Check::None, Self::rules_rev_bump(t));
         match tx.commit(&*self.deps.store).await {
             Ok(()) => {}
             Err(TxnError::Failed(_)) => return Err(RuleId::not_found()),
