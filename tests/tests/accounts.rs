@@ -498,3 +498,47 @@ async fn the_openapi_description_is_public_and_names_every_account_route() {
     assert_eq!(schemes["ApiKey"]["in"], "header");
     assert_eq!(schemes["Bearer"]["scheme"], "bearer");
 }
+
+/// A key this server has verified (and keeps as verified) is refused at once when another
+/// process on the same store revokes it: here a second `App` over the same store stands for
+/// another server, a Lambda instance or `klozeo key revoke`.
+#[tokio::test]
+async fn a_key_revoked_by_another_process_is_refused_at_once() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let admin = Api::on_plan(&s, "unlimited").await;
+        let (st, created) = admin
+            .send(Method::POST, "/api-keys", Some(json!({"name": "ci"})))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{created}");
+        let second = Api::new(&s, created["key"].as_str().unwrap());
+        for _ in 0..3 {
+            assert_eq!(second.get("/leads").await.0, StatusCode::OK, "{b:?}");
+        }
+        let account_id = s
+            .app
+            .accounts
+            .authenticate(&admin.key)
+            .await
+            .unwrap()
+            .account_id;
+        let elsewhere = klozeo_core::app::App::with_parts(
+            s.app.deps.store.clone(),
+            s.clock.clone(),
+            std::sync::Arc::new(klozeo_core::ports::UuidIds),
+            &klozeo_tests::test_config(),
+        )
+        .unwrap();
+        elsewhere
+            .accounts
+            .revoke_key(&account_id, created["id"].as_str().unwrap())
+            .await
+            .unwrap();
+        let (st, v) = second.get("/leads").await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?} {v}");
+        assert_flat_error(&v, "unauthorized");
+        // The admin key, verified before the revocation moved the account's revision, is
+        // verified again and still works.
+        assert_eq!(admin.get("/leads").await.0, StatusCode::OK, "{b:?}");
+    }
+}

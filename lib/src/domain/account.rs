@@ -144,10 +144,11 @@ pub struct Tenant {
     pub key_id: String,
     /// What the credential may do.
     pub scope: Scope,
-    /// The revision of the account's scoring rules when the request was authenticated (the
-    /// account item's counter, which every rule write adds one to), so the compiled rules can
-    /// be reused until they change; `None` when not read.
-    pub rules_rev: Option<u64>,
+    /// The account's revision when the request was authenticated: the account item's counter,
+    /// which every scoring-rule write and every key revocation adds one to in its own
+    /// transaction, so compiled rules and verified keys can be reused until it moves; `None`
+    /// when not read.
+    pub account_rev: Option<u64>,
 }
 
 /// Stored metadata of an API key. The raw key is never stored, only its SHA-256.

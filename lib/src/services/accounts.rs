@@ -1,5 +1,7 @@
 //! Accounts, API keys and login sessions: register, log in, create, authenticate, list, revoke.
 
+use std::collections::HashMap;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,31 @@ pub struct AccountService {
     plans: Plans,
     config: AccountsConfig,
     limits: LimitService,
+    keys: std::sync::Arc<std::sync::Mutex<HashMap<String, VerifiedKey>>>,
+}
+
+/// A key found valid at an account revision ([`Tenant::account_rev`]), by the key's hash.
+#[derive(Clone)]
+struct VerifiedKey {
+    record: ApiKeyRecord,
+    /// The version of its item (for [`AccountService::touch_key`]).
+    version: u64,
+    /// The account's revision read before the key was (see [`AccountService::authenticate`]).
+    account_rev: u64,
+}
+
+/// Verified keys kept; past this the cache starts over.
+const VERIFIED_KEYS: usize = 10_000;
+
+/// The write that moves an account's revision ([`Tenant::account_rev`]): in the transaction
+/// of every change that cached rules or keys must see (a scoring rule written, a key revoked).
+pub(crate) fn account_rev_bump(account_id: &str) -> WriteOp {
+    WriteOp::Add {
+        table: Table::Accounts,
+        key: schema::account_key(account_id),
+        delta: 1,
+        max: None,
+    }
 }
 
 /// What identifies a key in a listing (never the raw key or its hash).
@@ -130,6 +157,7 @@ impl AccountService {
             deps,
             plans,
             config,
+            keys: Default::default(),
         }
     }
 
@@ -361,7 +389,7 @@ impl AccountService {
         if s.expires_at <= self.deps.clock.now_secs() {
             return Err(unknown());
         }
-        let (account, rules_rev) = match self.account_and_rules_rev(&s.account_id).await {
+        let (account, account_rev) = match self.account_and_rev(&s.account_id).await {
             Ok(a) => a,
             Err(Error::NotFound(_)) => return Err(unknown()),
             Err(e) => return Err(e),
@@ -373,7 +401,7 @@ impl AccountService {
             limits,
             key_id: format!("session-{}", &hash[..24]),
             scope: Scope::Admin,
-            rules_rev: Some(rules_rev),
+            account_rev: Some(account_rev),
         })
     }
 
@@ -395,7 +423,7 @@ impl AccountService {
 
     /// Reads an account.
     pub async fn get_account(&self, id: &str) -> Result<Account> {
-        Ok(self.account_and_rules_rev(id).await?.0)
+        Ok(self.account_and_rev(id).await?.0)
     }
 
     /// The tenant of the account with `email`, for operator commands that act as the account
@@ -414,12 +442,12 @@ impl AccountService {
             // The operator acts with the machine's own authority.
             scope: crate::domain::account::Scope::Admin,
             // An import runs for minutes: rules changed meanwhile apply to its later rows.
-            rules_rev: None,
+            account_rev: None,
         })
     }
 
-    /// Reads an account, and the revision of its scoring rules ([`Tenant::rules_rev`]).
-    async fn account_and_rules_rev(&self, id: &str) -> Result<(Account, u64)> {
+    /// Reads an account, and the revision of its scoring rules ([`Tenant::account_rev`]).
+    async fn account_and_rev(&self, id: &str) -> Result<(Account, u64)> {
         let item = self
             .deps
             .store
@@ -546,7 +574,8 @@ impl AccountService {
     }
 
     /// Revokes one key of an account; another account's key id is a 404. The key answers
-    /// 401 from the next request on (nothing caches keys).
+    /// 401 from the next request on, in every process: the revocation moves the account's
+    /// revision, which every request reads before trusting a verified key.
     pub async fn revoke_key(&self, account_id: &str, key_id: &str) -> Result<()> {
         let listing = schema::api_key_listing_key(account_id, key_id);
         let item = self
@@ -569,6 +598,7 @@ impl AccountService {
                     key: schema::api_key_key(&r.hash),
                     cond: Cond::Always,
                 },
+                account_rev_bump(account_id),
             ])
             .await
             .map_err(|e| match e {
@@ -587,33 +617,75 @@ impl AccountService {
         if !looks_like_key(raw) {
             return Err(unknown());
         }
-        let item = self
-            .deps
-            .store
-            .get(Table::Accounts, &schema::api_key_key(&hash_key(raw)))
-            .await?
-            .ok_or_else(unknown)?;
-        let r: ApiKeyRecord = from_body(&item.body)?;
-        let (account, rules_rev) = match self.account_and_rules_rev(&r.account_id).await {
-            Ok(a) => a,
-            Err(Error::NotFound(_)) => return Err(unknown()),
-            Err(e) => return Err(e),
+        let hash = hash_key(raw);
+        let cached = self.verified_keys()?.get(&hash).cloned();
+        let (key, account, account_rev) = match cached {
+            // A key verified at the revision still current is still valid: revoking it would
+            // have moved the revision. One read (the account, needed anyway) instead of two.
+            Some(k) => match self.account_and_rev(&k.record.account_id).await {
+                Ok((account, rev)) if rev == k.account_rev => (k, account, rev),
+                Ok(_) | Err(Error::NotFound(_)) => {
+                    self.verified_keys()?.remove(&hash);
+                    self.verify_key(&hash).await?.ok_or_else(unknown)?
+                }
+                Err(e) => return Err(e),
+            },
+            None => self.verify_key(&hash).await?.ok_or_else(unknown)?,
         };
-        self.touch_key(&r, item.version).await;
+        self.touch_key(&hash, &key).await;
         let limits = self.plans.get(&account.plan)?.clone();
         Ok(Tenant {
             account_id: account.id,
             plan: account.plan,
             limits,
-            key_id: r.id,
-            scope: r.scope,
-            rules_rev: Some(rules_rev),
+            key_id: key.record.id,
+            scope: key.record.scope,
+            account_rev: Some(account_rev),
         })
     }
 
+    fn verified_keys(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, VerifiedKey>>> {
+        self.keys
+            .lock()
+            .map_err(|_| Error::internal("verified keys lock poisoned"))
+    }
+
+    /// Reads the key with `hash` and its account, and remembers the key as verified; `None`
+    /// when either is gone. The key is read again after the account's revision, so a
+    /// revocation that lands between the reads either hides the key or moves the revision
+    /// past the one remembered.
+    async fn verify_key(&self, hash: &str) -> Result<Option<(VerifiedKey, Account, u64)>> {
+        let key = schema::api_key_key(hash);
+        let Some(first) = self.deps.store.get(Table::Accounts, &key).await? else {
+            return Ok(None);
+        };
+        let r: ApiKeyRecord = from_body(&first.body)?;
+        let (account, rev) = match self.account_and_rev(&r.account_id).await {
+            Ok(a) => a,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(item) = self.deps.store.get(Table::Accounts, &key).await? else {
+            return Ok(None);
+        };
+        let verified = VerifiedKey {
+            record: from_body(&item.body)?,
+            version: item.version,
+            account_rev: rev,
+        };
+        let mut keys = self.verified_keys()?;
+        if keys.len() >= VERIFIED_KEYS {
+            keys.clear();
+        }
+        keys.insert(hash.to_string(), verified.clone());
+        Ok(Some((verified, account, rev)))
+    }
+
     /// Records when a key was last used, at most once a minute. Both items must still exist,
-    /// so a concurrent revocation is never undone; a failure only loses the timestamp.
-    async fn touch_key(&self, r: &ApiKeyRecord, version: u64) {
+    /// so a concurrent revocation is never undone; a failure only loses the timestamp (and
+    /// the verified key, whose version it found out of date).
+    async fn touch_key(&self, hash: &str, key: &VerifiedKey) {
+        let (r, version) = (&key.record, key.version);
         let now = self.deps.clock.now_secs();
         if r.last_used_at
             .is_some_and(|t| now - t < LAST_USED_RESOLUTION_SECS)
@@ -644,6 +716,17 @@ impl AccountService {
             .await
         {
             tracing::debug!(error = %e, "last_used_at not recorded");
+            if let Ok(mut keys) = self.keys.lock() {
+                keys.remove(hash);
+            }
+            return;
+        }
+        if let Ok(mut keys) = self.keys.lock()
+            && let Some(k) = keys.get_mut(hash)
+            && k.version == version
+        {
+            k.record = updated;
+            k.version = version + 1;
         }
     }
 

@@ -1019,7 +1019,7 @@ impl OAuthService {
         if !found.iter().any(|i| i.key == keys[0]) {
             return Err(unknown());
         }
-        let rules_rev = account.counter.max(0) as u64;
+        let account_rev = account.counter.max(0) as u64;
         let account: crate::domain::account::Account = from_body(&account.body)?;
         let limits = self.plans.get(&account.plan)?.clone();
         Ok(Tenant {
@@ -1028,7 +1028,7 @@ impl OAuthService {
             limits,
             key_id: rec.grant_id,
             scope: rec.scope,
-            rules_rev: Some(rules_rev),
+            account_rev: Some(account_rev),
         })
     }
 }

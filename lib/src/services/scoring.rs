@@ -111,7 +111,7 @@ pub struct ScoringService {
     cache: Arc<std::sync::Mutex<HashMap<String, CachedRules>>>,
 }
 
-/// An account's compiled rules as read at one revision ([`Tenant::rules_rev`]).
+/// An account's compiled rules as read at one revision ([`Tenant::account_rev`]).
 struct CachedRules {
     rev: u64,
     /// When they were read (clock seconds).
@@ -185,7 +185,7 @@ impl ScoringService {
     /// Exact, because a rule write adds one to the revision in its own transaction and rules
     /// read after the revision are at least as new; `RULES_CACHE_SECS` bounds anything else.
     pub async fn compiled_rules(&self, t: &Tenant) -> Result<Arc<[CompiledRule]>> {
-        let Some(rev) = t.rules_rev else {
+        let Some(rev) = t.account_rev else {
             return Ok(self.compiled_rules_of(&t.account_id).await?.into());
         };
         let now = self.deps.clock.now_secs();
@@ -216,14 +216,9 @@ impl ScoringService {
         Ok(rules)
     }
 
-    /// The write that moves the account's rules revision: in every rule write's transaction.
-    fn rules_rev_bump(t: &Tenant) -> WriteOp {
-        WriteOp::Add {
-            table: Table::Accounts,
-            key: schema::account_key(&t.account_id),
-            delta: 1,
-            max: None,
-        }
+    /// The write that moves the account's revision: in every rule write's transaction.
+    fn account_rev_bump(t: &Tenant) -> WriteOp {
+        crate::services::accounts::account_rev_bump(&t.account_id)
     }
 
     async fn compiled_rules_of(&self, account_id: &str) -> Result<Vec<CompiledRule>> {
@@ -290,7 +285,7 @@ impl ScoringService {
                 cond: Cond::NotExists,
             },
         )
-        .push(Check::None, Self::rules_rev_bump(t));
+        .push(Check::None, Self::account_rev_bump(t));
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("a rule with this id already exists; please retry"))?;
@@ -330,7 +325,7 @@ impl ScoringService {
                 cond: Cond::Version(version),
             },
         )
-        .push(Check::None, Self::rules_rev_bump(t));
+        .push(Check::None, Self::account_rev_bump(t));
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("the rule changed concurrently; please retry"))?;
@@ -348,7 +343,7 @@ impl ScoringService {
                 cond: Cond::Exists,
             },
         )
-        .push(Check::None, Self::rules_rev_bump(t));
+        .push(Check::None, Self::account_rev_bump(t));
         match tx.commit(&*self.deps.store).await {
             Ok(()) => {}
             Err(TxnError::Failed(_)) => return Err(RuleId::not_found()),
