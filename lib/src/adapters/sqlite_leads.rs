@@ -623,10 +623,7 @@ pub(super) fn segment_sql(
     after: Option<(&SortValue, &str)>,
     limit: usize,
 ) -> (String, Vec<SqlValue>) {
-    let (dir, cmp) = match scan.sort.order {
-        SortOrder::Asc => ("ASC", ">"),
-        SortOrder::Desc => ("DESC", "<"),
-    };
+    let (dir, cmp) = direction(scan.sort.order);
     let mut args = vec![
         SqlValue::Integer(pid),
         SqlValue::Text(leads_tbl().to_string()),
@@ -722,6 +719,15 @@ pub(super) fn segment_sql(
     (sql, args)
 }
 
+/// The SQL of a sort order: its `ORDER BY` direction, and the comparison that selects what
+/// comes after a cursor.
+fn direction(order: SortOrder) -> (&'static str, &'static str) {
+    match order {
+        SortOrder::Asc => ("ASC", ">"),
+        SortOrder::Desc => ("DESC", "<"),
+    }
+}
+
 /// An equality filter whose column's own index serves the `created_at` order, if any.
 ///
 /// SQLite knows nothing about a fresh account, and given `city = ? AND rating >= ?` ordered by
@@ -744,10 +750,7 @@ fn created_filtered_sql(
     after_sk: Option<String>,
     limit: usize,
 ) -> (String, Vec<SqlValue>) {
-    let (dir, cmp) = match scan.sort.order {
-        SortOrder::Asc => ("ASC", ">"),
-        SortOrder::Desc => ("DESC", "<"),
-    };
+    let (dir, cmp) = direction(scan.sort.order);
     let hint = created_hint(scan).map_or(String::new(), |c| format!(" INDEXED BY lr_{c}"));
     let mut sql = format!(
         "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
