@@ -451,10 +451,7 @@ fn num_col(f: NumRef) -> &'static str {
 /// is named.
 fn composite_for(scan: &LeadScan<'_>, sort_col: &str) -> Option<String> {
     COMPOSITES.iter().find_map(|(eq, sort)| {
-        let has_eq = scan.filters.and_preds().any(
-            |p| matches!(p, Pred::Text { field, op: TextOp::Eq, .. } if text_col(*field) == *eq),
-        );
-        (has_eq && *sort == sort_col).then(|| format!("lr_{eq}_{sort}"))
+        (*sort == sort_col && has_and_eq(scan, eq)).then(|| format!("lr_{eq}_{sort}"))
     })
 }
 
@@ -734,11 +731,14 @@ fn direction(order: SortOrder) -> (&'static str, &'static str) {
 /// `sk` it may walk the partition in key order and check both; the city's index holds the
 /// city's leads in key order, so it reads only those.
 fn created_hint(scan: &LeadScan<'_>) -> Option<&'static str> {
-    CREATED_EQ.iter().copied().find(|c| {
-        scan.filters.and_preds().any(
-            |p| matches!(p, Pred::Text { field, op: TextOp::Eq, .. } if text_col(*field) == *c),
-        )
-    })
+    CREATED_EQ.iter().copied().find(|c| has_and_eq(scan, c))
+}
+
+/// Whether an `and` filter asks the text column `col` to equal a value.
+fn has_and_eq(scan: &LeadScan<'_>, col: &str) -> bool {
+    scan.filters
+        .and_preds()
+        .any(|p| matches!(p, Pred::Text { field, op: TextOp::Eq, .. } if text_col(*field) == col))
 }
 
 /// The `created_at` order with conditions SQL can check: `lead_rows` in key order (its

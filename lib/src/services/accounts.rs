@@ -47,6 +47,11 @@ struct VerifiedKey {
     account_rev: u64,
 }
 
+/// The account's revision ([`Tenant::account_rev`]) held by its stored item.
+pub(crate) fn account_rev(account_item: &Item) -> u64 {
+    account_item.counter.max(0) as u64
+}
+
 /// Verified keys kept; past this the cache starts over.
 const VERIFIED_KEYS: usize = 10_000;
 
@@ -446,7 +451,7 @@ impl AccountService {
         })
     }
 
-    /// Reads an account, and the revision of its scoring rules ([`Tenant::account_rev`]).
+    /// Reads an account, and its revision ([`Tenant::account_rev`]).
     async fn account_and_rev(&self, id: &str) -> Result<(Account, u64)> {
         let item = self
             .deps
@@ -454,7 +459,7 @@ impl AccountService {
             .get(Table::Accounts, &schema::account_key(id))
             .await?
             .ok_or_else(|| Error::NotFound("Account not found".into()))?;
-        Ok((from_body(&item.body)?, item.counter.max(0) as u64))
+        Ok((from_body(&item.body)?, account_rev(&item)))
     }
 
     /// The caller's account with its plan limits and current usage (read from counters).

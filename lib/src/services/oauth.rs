@@ -1019,7 +1019,7 @@ impl OAuthService {
         if !found.iter().any(|i| i.key == keys[0]) {
             return Err(unknown());
         }
-        let account_rev = account.counter.max(0) as u64;
+        let account_rev = crate::services::accounts::account_rev(account);
         let account: crate::domain::account::Account = from_body(&account.body)?;
         let limits = self.plans.get(&account.plan)?.clone();
         Ok(Tenant {

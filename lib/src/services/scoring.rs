@@ -17,6 +17,7 @@ use crate::ports::{
     Cond, Item, JobQueue, Key, OutMessage, Position, QueryReq, SkCond, Table, WriteOp,
 };
 use crate::schema;
+use crate::services::accounts::account_rev_bump;
 use crate::services::events::{self, EventMode};
 use crate::services::leads::{lead_item, load_lead};
 use crate::services::txn::{Check, Txn, TxnError};
@@ -216,11 +217,6 @@ impl ScoringService {
         Ok(rules)
     }
 
-    /// The write that moves the account's revision: in every rule write's transaction.
-    fn account_rev_bump(t: &Tenant) -> WriteOp {
-        crate::services::accounts::account_rev_bump(&t.account_id)
-    }
-
     async fn compiled_rules_of(&self, account_id: &str) -> Result<Vec<CompiledRule>> {
         Ok(self
             .list_rules_of(account_id)
@@ -285,7 +281,7 @@ impl ScoringService {
                 cond: Cond::NotExists,
             },
         )
-        .push(Check::None, Self::account_rev_bump(t));
+        .push(Check::None, account_rev_bump(&t.account_id));
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("a rule with this id already exists; please retry"))?;
@@ -325,7 +321,7 @@ impl ScoringService {
                 cond: Cond::Version(version),
             },
         )
-        .push(Check::None, Self::account_rev_bump(t));
+        .push(Check::None, account_rev_bump(&t.account_id));
         tx.commit(&*self.deps.store)
             .await
             .map_err(|e| e.into_error("the rule changed concurrently; please retry"))?;
@@ -343,7 +339,7 @@ impl ScoringService {
                 cond: Cond::Exists,
             },
         )
-        .push(Check::None, Self::account_rev_bump(t));
+        .push(Check::None, account_rev_bump(&t.account_id));
         match tx.commit(&*self.deps.store).await {
             Ok(()) => {}
             Err(TxnError::Failed(_)) => return Err(RuleId::not_found()),
