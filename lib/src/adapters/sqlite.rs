@@ -1619,55 +1619,124 @@ mod layout_tests {
     }
 
     /// Layout 3 had three indexes for the `created_at` order that layout 4 serves from the
-    /// lead key: opening such a database drops them and keeps every row.
+    /// lead key, and layouts 3 and 4 indexed the columns a lead may leave empty whole, where
+    /// layout 5 leaves the leads without a value out. Opening such a database drops the
+    /// `created_at` indexes, makes those indexes partial, and keeps every row: a rating sort
+    /// lists the rated lead, then the other.
     #[tokio::test]
-    async fn opening_layout_3_drops_its_created_at_indexes_and_keeps_the_rows() {
-        let dir = std::env::temp_dir().join(format!("klozeo-layout3-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let body = r#"{"id":"cl_1","name":"Acme","source":"test","city":"Paris","tags":[],
-            "created_at":1,"updated_at":1,"last_interaction_at":1}"#;
-        {
+    async fn opening_layouts_3_and_4_makes_the_sparse_indexes_partial_and_keeps_the_rows() {
+        for old in [3, 4] {
+            let dir =
+                std::env::temp_dir().join(format!("klozeo-layout{old}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let lead = |id: &str, rating: &str| {
+                format!(
+                    r#"{{"id":"{id}","name":"Acme","source":"test","city":"Paris","tags":[],
+                    {rating}"created_at":1,"updated_at":1,"last_interaction_at":1}}"#
+                )
+            };
+            let partial = |conn: &Connection| -> Vec<String> {
+                conn.prepare(
+                    "SELECT sql FROM sqlite_schema WHERE type = 'index' AND sql LIKE '% WHERE %'",
+                )
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            };
+            let partial_now;
+            {
+                let store = SqliteStore::open(&dir).unwrap();
+                let puts = [
+                    ("L#cl_1", lead("cl_1", "")),
+                    ("L#cl_2", lead("cl_2", r#""rating":4,"#)),
+                ];
+                for (sk, body) in puts {
+                    store
+                        .transact(vec![WriteOp::Put {
+                            table: Table::Leads,
+                            item: Item::new(Key::new("A#1", sk), body.into_bytes()),
+                            cond: Cond::NotExists,
+                        }])
+                        .await
+                        .unwrap();
+                }
+                drop(store);
+                // The same indexes, whole, as the older layout had them.
+                let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+                partial_now = partial(&conn);
+                for sql in &partial_now {
+                    let name = sql.split_whitespace().nth(2).unwrap();
+                    let whole = &sql[..sql.find(" WHERE ").unwrap()];
+                    conn.execute_batch(&format!("DROP INDEX {name}; {whole};"))
+                        .unwrap();
+                }
+                assert!(partial(&conn).is_empty());
+                if old == 3 {
+                    conn.execute_batch(
+                        "CREATE INDEX lr_c_created_at ON lead_rows(pid, c_created_at, sk);
+                         CREATE INDEX lr_c_status_c_created_at
+                             ON lead_rows(pid, c_status, c_created_at, sk);
+                         CREATE INDEX lr_c_source_c_created_at
+                             ON lead_rows(pid, c_source, c_created_at, sk);",
+                    )
+                    .unwrap();
+                }
+                conn.execute_batch(&format!("PRAGMA user_version = {old};"))
+                    .unwrap();
+            }
             let store = SqliteStore::open(&dir).unwrap();
-            store
-                .transact(vec![WriteOp::Put {
-                    table: Table::Leads,
-                    item: Item::new(Key::new("A#1", "L#cl_1"), body.as_bytes().to_vec()),
-                    cond: Cond::NotExists,
-                }])
+            let filters = FilterSet::parse::<&str>(&[]).unwrap();
+            let sort = Sort {
+                field: SortField::Rating,
+                order: SortOrder::Desc,
+            };
+            let bodies = store
+                .scan_leads(LeadScan {
+                    partition: "A#1",
+                    filters: &filters,
+                    sort: &sort,
+                    after: None,
+                    limit: 10,
+                })
                 .await
                 .unwrap();
+            let ids: Vec<String> = bodies
+                .iter()
+                .map(|b| {
+                    serde_json::from_slice::<crate::domain::lead::Lead>(b)
+                        .unwrap()
+                        .id
+                })
+                .collect();
+            assert_eq!(ids, ["cl_2", "cl_1"], "from layout {old}");
             drop(store);
             let conn = Connection::open(dir.join(DB_FILE)).unwrap();
-            conn.execute_batch(
-                "CREATE INDEX lr_c_created_at ON lead_rows(pid, c_created_at, sk);
-                 CREATE INDEX lr_c_status_c_created_at ON lead_rows(pid, c_status, c_created_at, sk);
-                 CREATE INDEX lr_c_source_c_created_at ON lead_rows(pid, c_source, c_created_at, sk);
-                 PRAGMA user_version = 3;",
-            )
-            .unwrap();
+            // Every sparse column and both composites.
+            assert_eq!(partial(&conn).len(), 11, "from layout {old}");
+            assert_eq!(partial(&conn), partial_now, "from layout {old}");
+            let created_indexes: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema
+                     WHERE type = 'index' AND name LIKE '%created_at%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(created_indexes, 0, "from layout {old}");
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, 5);
+            let rows: i64 = conn
+                .query_row("SELECT count(*) FROM lead_rows", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 2, "from layout {old}");
+            drop(conn);
+            let _ = std::fs::remove_dir_all(&dir);
         }
-        let store = SqliteStore::open(&dir).unwrap();
-        drop(store);
-        let conn = Connection::open(dir.join(DB_FILE)).unwrap();
-        let created_indexes: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE '%created_at%'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(created_indexes, 0);
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, 4);
-        let rows: i64 = conn
-            .query_row("SELECT count(*) FROM lead_rows", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 1);
-        drop(conn);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -1675,6 +1744,7 @@ mod layout_tests {
 mod lead_plan_tests {
     use super::*;
     use crate::domain::filter::FilterSet;
+    use crate::domain::lead::TextField;
     use crate::domain::query::{Sort, SortField, SortOrder, SortValue};
     use crate::ports::LeadScan;
     use sqlite_leads::Segment;
@@ -1701,6 +1771,7 @@ mod lead_plan_tests {
             SortField::Rating => Some("c_rating"),
             SortField::Name => Some("c_name"),
             SortField::CreatedAt => Some("c_created_at"),
+            SortField::Text(TextField::Phone) => Some("c_phone"),
             other => panic!("no column in this test for {other:?}"),
         };
         let (sql, args) = sqlite_leads::segment_sql(&scan, 1, seg, col, after, 51);
@@ -1783,6 +1854,7 @@ mod lead_plan_tests {
                 ),
                 "INDEX lr_c_city (pid=? AND c_city=? AND sk<?)",
             ),
+            // The partial rating index holds no missing rating: those are in key order.
             (
                 plan(
                     &[],
@@ -1790,7 +1862,35 @@ mod lead_plan_tests {
                     Segment::Missing,
                     None,
                 ),
-                "INDEX lr_c_rating (",
+                "SEARCH r USING PRIMARY KEY (pid=?)",
+            ),
+            (
+                plan(
+                    &["and.eq.city.Paris"],
+                    sort(SortField::Rating, SortOrder::Desc),
+                    Segment::Missing,
+                    Some((&SortValue::Missing, "cl_1")),
+                ),
+                "INDEX lr_c_city_c_rating (pid=? AND c_city=? AND c_rating=? AND sk<?)",
+            ),
+            (
+                plan(
+                    &["and.eq.category.Food", "and.contains.name.orbit"],
+                    sort(SortField::Text(TextField::Phone), SortOrder::Asc),
+                    Segment::Missing,
+                    None,
+                ),
+                "INDEX lr_c_category (pid=? AND c_category=?)",
+            ),
+            // A column every lead has keeps its whole index: the missing ones are a seek.
+            (
+                plan(
+                    &[],
+                    sort(SortField::Name, SortOrder::Desc),
+                    Segment::Missing,
+                    None,
+                ),
+                "INDEX lr_c_name (pid=? AND c_name=?)",
             ),
             (
                 plan(

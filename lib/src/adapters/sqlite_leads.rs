@@ -43,6 +43,9 @@ struct Col {
     field: SortField,
     /// Whether the column has its own `(pk, column, sk)` index.
     indexed: bool,
+    /// Whether a lead may have no value in the column. Such a column's index holds only the
+    /// leads that have one (see [`schema_sql`]).
+    sparse: bool,
 }
 
 fn columns() -> &'static [Col] {
@@ -50,6 +53,16 @@ fn columns() -> &'static [Col] {
     COLS.get_or_init(|| {
         let col = |name: &str, field: SortField, indexed: bool| Col {
             name: format!("c_{name}"),
+            sparse: !matches!(
+                field,
+                SortField::CreatedAt
+                    | SortField::UpdatedAt
+                    | SortField::LastInteractionAt
+                    | SortField::Score
+                    | SortField::Name
+                    | SortField::Source
+                    | SortField::Status
+            ),
             field,
             indexed,
         };
@@ -100,6 +113,15 @@ const COMPOSITES: &[(&str, &str)] = &[("c_city", "c_rating"), ("c_category", "c_
 const CREATED_EQ: &[&str] = &["c_city", "c_category", "c_source", "c_status"];
 
 /// The schema of the lead tables and their indexes.
+///
+/// The index of a column leads may leave empty (rating, phone, category...) is partial: it
+/// holds the leads with a value only, like a sparse DynamoDB index. Leads from forms and
+/// scrapes miss several such fields each, and every index a write touches costs it about two
+/// pages of the write-ahead log per group commit even when the entry is a NULL (SQLite
+/// rebalances three sibling leaves whenever one fills; benchmarks.md): the missing ones then
+/// cost nothing. The leads without a value are listed in key order instead (see
+/// [`missing_index`]). A composite index is partial on its equality column, which an equality
+/// filter always sets.
 fn schema_sql() -> String {
     // Typed columns are declared without a type: no affinity, so a phone "0123" stays text and
     // a number key stays an integer, exactly as written.
@@ -118,17 +140,36 @@ fn schema_sql() -> String {
         cols.join(", ")
     );
     for c in columns().iter().filter(|c| c.indexed) {
+        let only = if c.sparse {
+            format!(" WHERE {} IS NOT NULL", c.name)
+        } else {
+            String::new()
+        };
         sql.push_str(&format!(
-            "CREATE INDEX IF NOT EXISTS lr_{0} ON lead_rows(pid, {0}, sk);\n",
+            "CREATE INDEX IF NOT EXISTS lr_{0} ON lead_rows(pid, {0}, sk){only};\n",
             c.name
         ));
     }
     for (eq, sort) in COMPOSITES {
         sql.push_str(&format!(
-            "CREATE INDEX IF NOT EXISTS lr_{eq}_{sort} ON lead_rows(pid, {eq}, {sort}, sk);\n"
+            "CREATE INDEX IF NOT EXISTS lr_{eq}_{sort} ON lead_rows(pid, {eq}, {sort}, sk)
+                 WHERE {eq} IS NOT NULL;\n"
         ));
     }
     sql
+}
+
+/// The indexes that layout 5 made partial, as layout 4 and older had them whole: dropped on
+/// opening such a database, and built again by [`schema_sql`].
+fn whole_sparse_indexes() -> String {
+    let singles = columns()
+        .iter()
+        .filter(|c| c.indexed && c.sparse)
+        .map(|c| format!("DROP INDEX IF EXISTS lr_{};\n", c.name));
+    let composites = COMPOSITES
+        .iter()
+        .map(|(eq, sort)| format!("DROP INDEX IF EXISTS lr_{eq}_{sort};\n"));
+    singles.chain(composites).collect()
 }
 
 /// The integer whose signed order is `f64::total_cmp`'s order.
@@ -302,8 +343,9 @@ pub(super) fn by_name_city(
 
 /// The layout of the lead tables this code reads and writes, as `PRAGMA user_version`:
 /// 1 added the lead tables, 2 dropped the name + city items, 3 numbered the partitions, 4
-/// dropped the indexes that served the `created_at` order.
-const LAYOUT: i64 = 4;
+/// dropped the indexes that served the `created_at` order, 5 made the indexes of columns a lead
+/// may leave empty partial.
+const LAYOUT: i64 = 5;
 
 /// Indexes of layout 3 that layout 4 no longer has (see [`created_filtered_sql`]).
 const DROPPED_IN_4: &str = "DROP INDEX IF EXISTS lr_c_created_at;
@@ -320,9 +362,20 @@ pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Another process may have finished it while this one waited for the write lock.
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == 3 {
-        // Only indexes went away: dropping them is enough, no rebuild.
-        tx.execute_batch(DROPPED_IN_4)?;
+    if version == 3 || version == 4 {
+        // Only indexes changed: no rebuild of the tables.
+        if version == 3 {
+            tx.execute_batch(DROPPED_IN_4)?;
+        }
+        let stored: i64 = tx.query_row("SELECT count(*) FROM lead_rows", [], |r| r.get(0))?;
+        if stored > 0 {
+            tracing::warn!(
+                leads = stored,
+                "upgrading the embedded store: building its sparse indexes, once"
+            );
+        }
+        tx.execute_batch(&whole_sparse_indexes())?;
+        tx.execute_batch(&schema_sql())?;
         tx.execute_batch(&format!("PRAGMA user_version = {LAYOUT}"))?;
     } else if version < LAYOUT {
         tx.execute_batch(
@@ -654,7 +707,7 @@ pub(super) fn segment_sql(
             s
         }
         (Segment::Missing, Some(c), _) => {
-            let hint = composite_for(scan, c).map_or(String::new(), |i| format!(" INDEXED BY {i}"));
+            let hint = missing_index(scan, c).map_or(String::new(), |i| format!(" INDEXED BY {i}"));
             let mut s = format!(
                 "SELECT i.body FROM lead_rows r{hint} CROSS JOIN items i
                  WHERE r.pid = ?1 AND i.tbl = ?2 AND i.pk = ?3 AND i.sk = r.sk
@@ -714,6 +767,24 @@ pub(super) fn segment_sql(
     // of distinct limits, so the statement cache holds one statement per shape and limit.
     sql.push_str(&format!(" LIMIT {limit}"));
     (sql, args)
+}
+
+/// The index to name for the leads without a value in the sort column `col`, by key, if any.
+///
+/// A whole column index holds them under NULL in key order, and SQLite finds that itself; a
+/// composite one holds them so within the equality's value. A partial index holds none: the
+/// walk is the key order of `lead_rows`, or of an equality's own index as for `created_at`
+/// ([`created_hint`]). That walk steps over the rows of the leads with a value (their bodies
+/// are not read): a page of missing ones costs the rows between it and the page before, and
+/// the pages of a whole listing together walk the account once, where a whole index made each a
+/// seek. That is the price of not indexing what is not there.
+fn missing_index(scan: &LeadScan<'_>, col: &str) -> Option<String> {
+    let sparse = columns().iter().any(|c| c.name == col && c.sparse);
+    composite_for(scan, col).or_else(|| {
+        sparse
+            .then(|| created_hint(scan).map(|eq| format!("lr_{eq}")))
+            .flatten()
+    })
 }
 
 /// The SQL of a sort order: its `ORDER BY` direction, and the comparison that selects what
