@@ -1513,7 +1513,28 @@ mod upgrade_tests {
 mod layout_tests {
     use super::*;
     use crate::domain::filter::FilterSet;
+    use crate::domain::lead::Lead;
     use crate::domain::query::{Sort, SortField, SortOrder};
+
+    /// The first ten leads of partition `A#1` in the order given, unfiltered.
+    async fn listed(store: &SqliteStore, field: SortField, order: SortOrder) -> Vec<Lead> {
+        let filters = FilterSet::parse::<&str>(&[]).unwrap();
+        let sort = Sort { field, order };
+        let bodies = store
+            .scan_leads(LeadScan {
+                partition: "A#1",
+                filters: &filters,
+                sort: &sort,
+                after: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        bodies
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
 
     /// A database whose lead rows were keyed by the partition key (layout 2) gets its lead
     /// tables rebuilt from the items on opening, once: every list, attribute name and name +
@@ -1562,28 +1583,10 @@ mod layout_tests {
         let names = |store: &SqliteStore| {
             let store = store.clone();
             async move {
-                let filters = FilterSet::parse::<&str>(&[]).unwrap();
-                let sort = Sort {
-                    field: SortField::Name,
-                    order: SortOrder::Asc,
-                };
-                let bodies = store
-                    .scan_leads(LeadScan {
-                        partition: "A#1",
-                        filters: &filters,
-                        sort: &sort,
-                        after: None,
-                        limit: 10,
-                    })
+                listed(&store, SortField::Name, SortOrder::Asc)
                     .await
-                    .unwrap();
-                bodies
-                    .iter()
-                    .map(|b| {
-                        serde_json::from_slice::<crate::domain::lead::Lead>(b)
-                            .unwrap()
-                            .name
-                    })
+                    .into_iter()
+                    .map(|l| l.name)
                     .collect::<Vec<_>>()
             }
         };
@@ -1688,28 +1691,10 @@ mod layout_tests {
                     .unwrap();
             }
             let store = SqliteStore::open(&dir).unwrap();
-            let filters = FilterSet::parse::<&str>(&[]).unwrap();
-            let sort = Sort {
-                field: SortField::Rating,
-                order: SortOrder::Desc,
-            };
-            let bodies = store
-                .scan_leads(LeadScan {
-                    partition: "A#1",
-                    filters: &filters,
-                    sort: &sort,
-                    after: None,
-                    limit: 10,
-                })
+            let ids: Vec<String> = listed(&store, SortField::Rating, SortOrder::Desc)
                 .await
-                .unwrap();
-            let ids: Vec<String> = bodies
-                .iter()
-                .map(|b| {
-                    serde_json::from_slice::<crate::domain::lead::Lead>(b)
-                        .unwrap()
-                        .id
-                })
+                .into_iter()
+                .map(|l| l.id)
                 .collect();
             assert_eq!(ids, ["cl_2", "cl_1"], "from layout {old}");
             drop(store);
